@@ -1,0 +1,235 @@
+"""The small interface every generative method implements, and the method registry.
+
+A method learns from :class:`SeenData` only (seen-class features and labels plus the
+semantic vectors of the classes), then synthesises features for any semantic vectors.
+It never sees test data: the experiment layer evaluates it through the checkpoint
+callback, which also lets the experiment layer stop training early.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, get_type_hints
+
+import torch
+from torch import Tensor
+
+
+@dataclass(frozen=True)
+class SeenData:
+    """What training may see, resident on one device.
+
+    Attributes:
+        features: ``(N, D)`` float32 preprocessed features of seen-class images.
+        labels: ``(N,)`` int64 global class ids.
+        class_semantics: ``(C, A)`` float32 semantic vectors of all classes. Methods that
+            use unseen-class semantics during training (GSMFlow's relative positioning
+            with anchors from all classes) say so in their config.
+        seen_classes: ``(S,)`` int64 sorted ids of the seen classes.
+    """
+
+    features: Tensor
+    labels: Tensor
+    class_semantics: Tensor
+    seen_classes: Tensor
+
+    @property
+    def device(self) -> torch.device:
+        return self.features.device
+
+    @property
+    def feature_dim(self) -> int:
+        return int(self.features.shape[1])
+
+    @property
+    def semantic_dim(self) -> int:
+        return int(self.class_semantics.shape[1])
+
+    def class_means(self) -> Tensor:
+        """``(S, D)`` mean feature of each seen class, in ``seen_classes`` order."""
+        index = torch.searchsorted(self.seen_classes, self.labels)
+        sums = torch.zeros(len(self.seen_classes), self.feature_dim, device=self.device)
+        sums.index_add_(0, index, self.features)
+        counts = torch.bincount(index, minlength=len(self.seen_classes)).clamp_min(1)
+        return sums / counts.unsqueeze(1).to(sums.dtype)
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """A point in training where the experiment layer may evaluate the generator.
+
+    Attributes:
+        iteration: optimiser steps done so far.
+        epoch: passes over the training data done so far (fractional for episodic methods).
+        losses: mean of each loss term since the previous checkpoint.
+    """
+
+    iteration: int
+    epoch: float
+    losses: dict[str, float] = field(default_factory=dict)
+
+
+#: Called at each checkpoint; returning True stops training after this checkpoint.
+CheckpointCallback = Callable[[Checkpoint], bool | None]
+
+
+@dataclass(frozen=True)
+class CheckpointSchedule:
+    """When a method calls back: every ``every`` iterations from ``after`` on, and at the end."""
+
+    every: int
+    after: int = 0
+    callback: CheckpointCallback | None = None
+
+    def due(self, iteration: int) -> bool:
+        return iteration >= self.after and iteration % self.every == 0
+
+
+class Generator:
+    """Base class of every generative method.
+
+    Subclasses set ``name`` and ``Config`` (a frozen dataclass whose defaults are the
+    paper's settings), and implement :meth:`fit`, :meth:`sample`, :meth:`state_dict` and
+    :meth:`load_state_dict`. Following scikit-learn, the constructor only stores
+    settings; learned state has a trailing underscore and exists after ``fit``.
+    """
+
+    name: ClassVar[str]
+    Config: ClassVar[type]
+
+    def __init__(self, config: Any | None = None, **overrides: Any) -> None:
+        config = config if config is not None else self.Config()
+        self.config = dataclasses.replace(config, **overrides) if overrides else config
+
+    def fit(self, data: SeenData, *, generator: torch.Generator,
+            schedule: CheckpointSchedule | None = None) -> Generator:
+        """Learn from seen classes on ``data.device``; returns self."""
+        raise NotImplementedError
+
+    def sample(self, semantics: Tensor, n_per_class: int, *,
+               generator: torch.Generator | None = None) -> Tensor:
+        """``(K * n_per_class, D)`` features for ``K`` semantic vectors, class-major order."""
+        raise NotImplementedError
+
+    def total_iterations(self, n_train: int) -> int:
+        """Optimiser steps a full ``fit`` takes on ``n_train`` images (for progress and schedules)."""
+        raise NotImplementedError
+
+    def state_dict(self) -> dict[str, Any]:
+        """Learned tensors plus what :meth:`load_state_dict` needs to rebuild the modules."""
+        raise NotImplementedError
+
+    def load_state_dict(self, state: dict[str, Any], device: torch.device | str = "cpu") -> Generator:
+        """Restore a fitted generator from :meth:`state_dict`'s output; returns self."""
+        raise NotImplementedError
+
+    @property
+    def device(self) -> torch.device:
+        raise NotImplementedError
+
+    def save(self, path: str | Path) -> None:
+        """Write config and learned state to ``path`` (a torch file, loadable on any device)."""
+        blob = {"method": self.name, "config": dataclasses.asdict(self.config),
+                "state": _to_cpu(self.state_dict())}
+        atomic_torch_save(blob, Path(path))
+
+    @staticmethod
+    def load(path: str | Path, device: torch.device | str = "cpu") -> Generator:
+        """Rebuild a fitted generator saved by :meth:`save`, on ``device``."""
+        blob = torch.load(Path(path), map_location="cpu", weights_only=True)
+        cls = get_method(blob["method"])
+        model = cls(config_from_dict(cls.Config, blob["config"]))
+        return model.load_state_dict(blob["state"], device=device)
+
+
+_REGISTRY: dict[str, type[Generator]] = {}
+
+
+def register(cls: type[Generator]) -> type[Generator]:
+    """Class decorator adding a method to the registry under ``cls.name``."""
+    if cls.name in _REGISTRY:
+        raise ValueError(f"method {cls.name!r} registered twice")
+    _REGISTRY[cls.name] = cls
+    return cls
+
+
+def available_methods() -> dict[str, type[Generator]]:
+    """Registered methods by name (importing :mod:`gzsl.methods` registers the built-ins)."""
+    import gzsl.methods  # noqa: F401  (registers built-in methods)
+
+    return dict(sorted(_REGISTRY.items()))
+
+
+def get_method(name: str) -> type[Generator]:
+    """The method class registered as ``name``; a clear error listing the choices otherwise."""
+    from gzsl.data.errors import GZSLError
+
+    methods = available_methods()
+    if name.lower() not in methods:
+        raise GZSLError(f"unknown method {name!r}; available: {', '.join(methods)}")
+    return methods[name.lower()]
+
+
+@contextlib.contextmanager
+def seeded_init(generator: torch.Generator) -> Iterator[None]:
+    """Make module construction inside the block deterministic given ``generator``.
+
+    ``nn.Module`` initialisers draw from the global RNG; this forks it, seeds it from
+    ``generator`` and restores it afterwards, so a method's weights depend only on the
+    generator it was given.
+    """
+    seed = int(torch.randint(0, 2**62, (1,), generator=generator, device=generator.device))
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield
+
+
+def config_from_dict(config_cls: type, values: dict[str, Any]) -> Any:
+    """Build a config dataclass from plain values (lists become tuples where typed so).
+
+    Unknown keys raise a :class:`GZSLError` naming the valid ones, so a typo in a preset
+    or a ``--set`` never passes silently.
+    """
+    from gzsl.data.errors import GZSLError
+
+    names = {f.name for f in dataclasses.fields(config_cls)}
+    unknown = sorted(set(values) - names)
+    if unknown:
+        raise GZSLError(f"unknown setting(s) {', '.join(unknown)} for {config_cls.__name__}; "
+                        f"valid: {', '.join(sorted(names))}")
+    hints = get_type_hints(config_cls)
+    clean = {}
+    for key, value in values.items():
+        if isinstance(value, list) and "tuple" in str(hints.get(key, "")):
+            value = tuple(value)
+        clean[key] = value
+    return config_cls(**clean)
+
+
+def _to_cpu(value: Any) -> Any:
+    if isinstance(value, Tensor):
+        return value.detach().cpu()
+    if isinstance(value, dict):
+        return {k: _to_cpu(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(_to_cpu(v) for v in value)
+    return value
+
+
+def atomic_torch_save(obj: Any, path: Path) -> None:
+    """``torch.save`` to a temporary file beside ``path``, then rename: never a half file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
