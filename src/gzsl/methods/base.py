@@ -102,6 +102,8 @@ class Generator:
 
     name: ClassVar[str]
     Config: ClassVar[type]
+    #: Named config overrides for ``gzsl ablate`` (e.g. a paper's ablation table rows).
+    ablations: ClassVar[dict[str, dict[str, Any]]] = {}
 
     def __init__(self, config: Any | None = None, **overrides: Any) -> None:
         config = config if config is not None else self.Config()
@@ -117,15 +119,24 @@ class Generator:
         """``(K * n_per_class, D)`` features for ``K`` semantic vectors, class-major order."""
         raise NotImplementedError
 
+    def instance_weights(self, features: Tensor, semantics: Tensor) -> Tensor | None:
+        """Per-sample weights for synthetic ``features`` of classes with ``semantics`` rows.
+
+        Used by the attribute-weighted classifiers (AMAZ, Eq. 13); ``None`` (the default)
+        means the method has no notion of sample quality and every sample weighs 1.
+        """
+        return None
+
     def total_iterations(self, n_train: int) -> int:
-        """Optimiser steps a full ``fit`` takes on ``n_train`` images (for progress and schedules)."""
+        """Optimiser steps a full ``fit`` takes on ``n_train`` images (progress, schedules)."""
         raise NotImplementedError
 
     def state_dict(self) -> dict[str, Any]:
         """Learned tensors plus what :meth:`load_state_dict` needs to rebuild the modules."""
         raise NotImplementedError
 
-    def load_state_dict(self, state: dict[str, Any], device: torch.device | str = "cpu") -> Generator:
+    def load_state_dict(self, state: dict[str, Any],
+                        device: torch.device | str = "cpu") -> Generator:
         """Restore a fitted generator from :meth:`state_dict`'s output; returns self."""
         raise NotImplementedError
 

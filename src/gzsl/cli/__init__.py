@@ -1,0 +1,52 @@
+"""The ``gzsl`` command line: thin wrappers that parse, call the library and print."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+from rich.console import Console
+
+from gzsl.data.errors import GZSLError
+
+console = Console()
+err_console = Console(stderr=True)
+
+app = typer.Typer(
+    name="gzsl",
+    help="Generalized zero-shot learning by generative feature synthesis "
+    "(GSMFlow, VAE-cFlow, AMAZ and a Gaussian baseline).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _register_subcommands() -> None:
+    from gzsl.cli import data as data_cli
+    from gzsl.cli import run  # noqa: F401  (defines train, reproduce, ablate, list)
+
+    app.add_typer(data_cli.app, name="data", help="Check and convert dataset files.")
+
+
+def main() -> None:
+    """Console-script entry point: user errors print one clear line and exit with status 2."""
+    _register_subcommands()
+    try:
+        code = app(standalone_mode=False)
+    except GZSLError as error:
+        err_console.print(f"[bold red]error:[/] {error}", highlight=False)
+        sys.exit(2)
+    except typer.Exit as done:
+        sys.exit(done.exit_code)
+    except typer.Abort:
+        err_console.print("aborted")
+        sys.exit(130)
+    except Exception as error:  # click usage errors carry their own exit code
+        import click
+
+        if isinstance(error, click.ClickException):
+            error.show()
+            sys.exit(error.exit_code)
+        raise
+    sys.exit(code if isinstance(code, int) else 0)

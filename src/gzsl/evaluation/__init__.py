@@ -1,0 +1,1 @@
+"""Evaluation: metrics, final classifiers, and scoring a generator on a task."""

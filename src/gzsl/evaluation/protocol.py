@@ -1,0 +1,219 @@
+"""Scoring a generator on a task: synthesise, train the final classifiers, score every epoch.
+
+:func:`evaluate_generator` is the one place where test (or validation) data meet a
+generator. It returns every (classifier epoch, calibration constant) score so that the
+selection protocols in :mod:`gzsl.experiments.runner` can choose honestly (on the
+validation task) or, when asked for by name, the papers' way (best on the test set).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from gzsl.data.dataset import Task
+from gzsl.evaluation.classifier import SoftmaxClassifier, SoftmaxSettings
+from gzsl.evaluation.metrics import (
+    harmonic_mean,
+    mean_over_classes,
+    per_class_accuracy,
+    restricted_predictions,
+)
+from gzsl.methods.base import Generator, SeenData
+
+#: Constants subtracted from seen-class probabilities when calibrated stacking is on.
+STACKING_GAMMAS: tuple[float, ...] = (0.0, 0.01, 0.02, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5,
+                                      0.6, 0.7, 0.8, 0.9)
+
+
+@dataclass(frozen=True)
+class TaskTensors:
+    """A preprocessed :class:`Task` moved to one device, once."""
+
+    name: str
+    train_features: Tensor
+    train_labels: Tensor
+    test_seen_features: Tensor
+    test_seen_labels: Tensor
+    test_unseen_features: Tensor
+    test_unseen_labels: Tensor
+    semantics: Tensor
+    seen_classes: Tensor
+    unseen_classes: Tensor
+    class_names: tuple[str, ...]
+
+    @classmethod
+    def from_task(cls, task: Task, device: torch.device) -> TaskTensors:
+        def floats(array: np.ndarray) -> Tensor:
+            return torch.as_tensor(np.ascontiguousarray(array), dtype=torch.float32, device=device)
+
+        def longs(array: np.ndarray) -> Tensor:
+            return torch.as_tensor(np.ascontiguousarray(array), dtype=torch.long, device=device)
+
+        return cls(task.name, floats(task.train_features), longs(task.train_labels),
+                   floats(task.test_seen_features), longs(task.test_seen_labels),
+                   floats(task.test_unseen_features), longs(task.test_unseen_labels),
+                   floats(task.semantics), longs(task.seen_classes), longs(task.unseen_classes),
+                   task.class_names)
+
+    def seen_data(self) -> SeenData:
+        """What a method may see: seen-class training data and all class semantics."""
+        return SeenData(self.train_features, self.train_labels, self.semantics,
+                        self.seen_classes)
+
+    @property
+    def classes(self) -> Tensor:
+        return torch.sort(torch.cat([self.seen_classes, self.unseen_classes])).values
+
+
+@dataclass
+class EpochScore:
+    """GZSL scores (fractions) of the final classifier after one epoch, at one gamma."""
+
+    epoch: int
+    gamma: float
+    U: float
+    S: float
+    H: float
+
+
+@dataclass
+class Evaluation:
+    """Everything one evaluation of a generator produced.
+
+    Attributes:
+        n_synthetic: synthetic features per unseen class used.
+        gzsl: scores per (epoch, gamma) of the GZSL classifier.
+        zsl: T1 (fraction) per epoch of the unseen-only classifier (empty when off).
+        kept: the (epoch, gamma) whose per-class accuracies and classifier are kept.
+        per_class_seen / per_class_unseen: class name -> accuracy at ``kept``.
+        classifier_state: the GZSL classifier at ``kept`` (CPU tensors).
+        zsl_epoch: epoch whose T1 is reported (last, or best when ``keep="best"``).
+    """
+
+    n_synthetic: int
+    gzsl: list[EpochScore] = field(default_factory=list)
+    zsl: list[float] = field(default_factory=list)
+    kept: EpochScore | None = None
+    per_class_seen: dict[str, float] = field(default_factory=dict)
+    per_class_unseen: dict[str, float] = field(default_factory=dict)
+    classifier_state: dict[str, Any] = field(default_factory=dict)
+    zsl_epoch: int = 0
+
+    def best(self) -> EpochScore:
+        return max(self.gzsl, key=lambda s: (s.H, -s.epoch))
+
+    @property
+    def T1(self) -> float:
+        return self.zsl[self.zsl_epoch - 1] if self.zsl and self.zsl_epoch else float("nan")
+
+
+def evaluate_generator(model: Generator, task: TaskTensors, *, n_synthetic: int,
+                       settings: SoftmaxSettings, generator: torch.Generator,
+                       keep: str = "best", gammas: tuple[float, ...] = (0.0,),
+                       weighted: bool = False, zsl: bool = True,
+                       keep_epoch: int | None = None, keep_gamma: float | None = None,
+                       keep_zsl_epoch: int | None = None) -> Evaluation:
+    """Synthesise ``n_synthetic`` features per unseen class and score the final classifiers.
+
+    Args:
+        keep: ``"best"`` keeps the epoch / gamma with the highest H (and best T1 epoch);
+            ``"last"`` keeps the last epoch at ``keep_gamma`` (a fixed, pre-chosen budget).
+        gammas: calibrated-stacking constants scored at every epoch.
+        weighted: weight synthetic samples by ``model.instance_weights`` (AMAZ, Eq. 13).
+        zsl: T1 from a separate unseen-only classifier trained on synthetic features (as
+            the reference codes do); False: from the GZSL classifier's unseen columns.
+        keep_epoch, keep_gamma, keep_zsl_epoch: with ``keep="last"``, the epoch counts and
+            gamma chosen earlier (on the validation task); default: the settings' epochs, 0.
+    """
+    unseen = task.unseen_classes
+    synthetic = model.sample(task.semantics[unseen], n_synthetic, generator=generator)
+    synthetic = synthetic.to(task.train_features.device)
+    synthetic_labels = unseen.repeat_interleave(n_synthetic)
+    weights = None
+    if weighted:
+        synthetic_weights = model.instance_weights(synthetic, task.semantics[synthetic_labels])
+        if synthetic_weights is not None:
+            real = torch.ones(len(task.train_features), device=synthetic.device)
+            weights = torch.cat([real, synthetic_weights.clamp_min(0)])
+    features = torch.cat([task.train_features, synthetic])
+    labels = torch.cat([task.train_labels, synthetic_labels])
+
+    result = Evaluation(n_synthetic=n_synthetic)
+    gamma_tensor = torch.tensor(gammas, device=features.device)
+    classes = task.classes
+    seen_columns = torch.isin(classes, task.seen_classes)
+    best_state: dict[str, Any] = {}
+    target_epoch = keep_epoch if keep_epoch is not None else settings.epochs
+    target_gamma = keep_gamma if keep_gamma is not None else 0.0
+
+    def score(epoch: int, classifier: SoftmaxClassifier) -> None:
+        if not zsl:  # T1 from the GZSL classifier restricted to unseen classes
+            restricted = restricted_predictions(
+                classifier.log_probabilities(task.test_unseen_features), unseen, classes)
+            result.zsl.append(mean_over_classes(
+                per_class_accuracy(restricted, task.test_unseen_labels, unseen)))
+        seen_scores = _stacked_predictions(classifier, task.test_seen_features, gamma_tensor,
+                                           seen_columns)
+        unseen_scores = _stacked_predictions(classifier, task.test_unseen_features, gamma_tensor,
+                                             seen_columns)
+        for g, gamma in enumerate(gammas):
+            seen_accuracy = per_class_accuracy(seen_scores[g], task.test_seen_labels,
+                                               task.seen_classes)
+            unseen_accuracy = per_class_accuracy(unseen_scores[g], task.test_unseen_labels, unseen)
+            s, u = mean_over_classes(seen_accuracy), mean_over_classes(unseen_accuracy)
+            entry = EpochScore(epoch, float(gamma), u, s, harmonic_mean(u, s))
+            result.gzsl.append(entry)
+            if keep == "best":
+                chosen = result.kept is None or entry.H > result.kept.H
+            else:
+                chosen = epoch == target_epoch and abs(gamma - target_gamma) < 1e-12
+            if chosen:
+                result.kept = entry
+                best_state["state"] = classifier.state_dict()
+                best_state["seen"], best_state["unseen"] = seen_accuracy, unseen_accuracy
+
+    epochs = target_epoch if keep == "last" else settings.epochs
+    gzsl_settings = SoftmaxSettings(settings.lr, settings.beta1, settings.batch_size, epochs)
+    SoftmaxClassifier(classes, features.shape[1], gzsl_settings).fit(
+        features, labels, generator=generator, sample_weights=weights, on_epoch=score)
+    result.classifier_state = best_state.get("state", {})
+    names = task.class_names
+    if "seen" in best_state:
+        result.per_class_seen = _named(best_state["seen"], task.seen_classes, names)
+        result.per_class_unseen = _named(best_state["unseen"], unseen, names)
+
+    if zsl:
+        zsl_epochs = keep_zsl_epoch if (keep == "last" and keep_zsl_epoch) else settings.epochs
+
+        def score_zsl(epoch: int, classifier: SoftmaxClassifier) -> None:
+            predictions = classifier.predict(task.test_unseen_features)
+            result.zsl.append(mean_over_classes(
+                per_class_accuracy(predictions, task.test_unseen_labels, unseen)))
+
+        zsl_settings = SoftmaxSettings(settings.lr, settings.beta1, settings.batch_size,
+                                       zsl_epochs)
+        SoftmaxClassifier(unseen, features.shape[1], zsl_settings).fit(
+            synthetic, synthetic_labels, generator=generator, on_epoch=score_zsl)
+    if result.zsl:
+        result.zsl_epoch = int(np.argmax(result.zsl)) + 1 if keep == "best" else len(result.zsl)
+    return result
+
+
+def _stacked_predictions(classifier: SoftmaxClassifier, features: Tensor, gammas: Tensor,
+                         seen_columns: Tensor) -> Tensor:
+    """``(G, N)`` predicted global ids after subtracting each gamma from seen probabilities."""
+    probabilities = classifier.log_probabilities(features).exp()
+    shifted = probabilities.unsqueeze(0) - gammas.view(-1, 1, 1) * seen_columns.to(
+        probabilities.dtype)
+    return classifier.classes[shifted.argmax(dim=2)]
+
+
+def _named(accuracies: Tensor, classes: Tensor, names: tuple[str, ...]) -> dict[str, float]:
+    return {names[int(c)]: round(100.0 * float(a), 4)
+            for c, a in zip(classes.tolist(), accuracies.tolist(), strict=True)
+            if a == a}

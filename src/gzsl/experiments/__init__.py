@@ -1,0 +1,1 @@
+"""Experiments: presets, configuration resolution, runs and their directories."""

@@ -1,0 +1,209 @@
+"""Experiment configuration: presets as TOML data files, ``--set`` overrides, resolution.
+
+A preset (``presets/<method>/<dataset>.toml``) carries a method's settings for one
+dataset beside the published numbers they should reproduce. Resolution turns a method,
+a dataset, an optional preset and ``section.key=value`` overrides into one
+:class:`ExperimentConfig` whose every field is recorded in the run directory.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from gzsl.data.errors import GZSLError
+from gzsl.methods.base import config_from_dict, get_method
+
+PRESET_DIR = Path(__file__).resolve().parent / "presets"
+Selection = Literal["val", "final", "test-oracle"]
+SELECTIONS: tuple[str, ...] = ("val", "final", "test-oracle")
+CLASSIFIERS: tuple[str, ...] = ("softmax", "weighted-softmax", "svm", "weighted-svm")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Which files to read and how to preprocess features (fitted on training data only)."""
+
+    layout: str | None = None
+    semantics: str = "att"
+    preprocessing: str = "minmax"
+    l2: bool = False
+
+
+@dataclass(frozen=True)
+class EvaluationConfig:
+    """How a generator is turned into a score: synthesis, final classifier, checkpoints.
+
+    Attributes:
+        n_synthetic: synthetic features per unseen class.
+        n_synthetic_grid: multipliers of ``n_synthetic`` tried under ``val`` selection
+            (the count moves H a lot, so it is chosen on the validation task, not fixed).
+        classifier: final classifier (``softmax``; AMAZ adds weighted and SVM variants).
+        classifier_lr, classifier_beta1, classifier_batch_size, classifier_epochs: the
+            softmax classifier's Adam settings (SPEC: betas (0.5, 0.999)).
+        checkpoint_every, checkpoint_after: evaluate the generator every so many
+            iterations from ``checkpoint_after`` on (and always at the end).
+        calibrated_stacking: subtract a constant from seen-class probabilities, chosen on
+            the validation task (``val``) or the test set (``test-oracle``); off by default.
+        zsl_classifier: also train a classifier over unseen classes on synthetic features
+            alone for ZSL accuracy (T1), as the reference codes do.
+    """
+
+    n_synthetic: int = 300
+    n_synthetic_grid: tuple[float, ...] = (0.5, 1.0, 2.0)
+    classifier: str = "softmax"
+    classifier_lr: float = 1e-3
+    classifier_beta1: float = 0.5
+    classifier_batch_size: int = 256
+    classifier_epochs: int = 30
+    checkpoint_every: int = 500
+    checkpoint_after: int = 0
+    calibrated_stacking: bool = False
+    zsl_classifier: bool = True
+
+    def __post_init__(self) -> None:
+        if self.classifier not in CLASSIFIERS:
+            raise GZSLError(f"unknown classifier {self.classifier!r}; "
+                            f"choose one of {', '.join(CLASSIFIERS)}")
+        if self.n_synthetic < 1 or self.classifier_epochs < 1 or self.checkpoint_every < 1:
+            raise GZSLError("n_synthetic, classifier_epochs and checkpoint_every must be >= 1")
+        if not self.n_synthetic_grid or min(self.n_synthetic_grid) <= 0:
+            raise GZSLError("n_synthetic_grid must hold positive multipliers, e.g. [0.5, 1, 2]")
+
+
+@dataclass(frozen=True)
+class Preset:
+    """One preset file, parsed but not yet resolved against a method's config class."""
+
+    name: str
+    method: str
+    dataset: str
+    description: str
+    data: dict[str, Any] = field(default_factory=dict)
+    method_settings: dict[str, Any] = field(default_factory=dict)
+    evaluation: dict[str, Any] = field(default_factory=dict)
+    published: dict[str, Any] = field(default_factory=dict)
+    path: str | None = None
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    """Everything that defines a run, fully resolved."""
+
+    method: str
+    dataset: str
+    preset: str | None
+    seed: int
+    selection: str
+    device: str
+    data: DataConfig
+    method_config: Any
+    evaluation: EvaluationConfig
+    published: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "method": self.method, "dataset": self.dataset, "preset": self.preset,
+            "seed": self.seed, "selection": self.selection, "device": self.device,
+            "data": dataclasses.asdict(self.data),
+            "method_config": dataclasses.asdict(self.method_config),
+            "evaluation": dataclasses.asdict(self.evaluation),
+            "published": self.published,
+        }
+
+
+def list_presets() -> list[Preset]:
+    """Every preset shipped with the package, sorted by method then dataset."""
+    return [load_preset(path) for path in sorted(PRESET_DIR.glob("*/*.toml"))]
+
+
+def find_preset(method: str, name: str) -> Path | None:
+    """Path of ``name`` (a file path, or a preset name of ``method``) or None if absent."""
+    candidate = Path(name)
+    if candidate.suffix == ".toml" and candidate.is_file():
+        return candidate
+    path = PRESET_DIR / method.lower() / f"{name.lower()}.toml"
+    return path if path.is_file() else None
+
+
+def load_preset(path: Path) -> Preset:
+    """Parse one preset file; a clear error names the file when it is malformed."""
+    try:
+        raw = tomllib.loads(path.read_text())
+    except (OSError, tomllib.TOMLDecodeError) as error:
+        raise GZSLError(f"cannot read preset {path}: {error}") from error
+    allowed = {"description", "dataset", "method", "data", "method_settings", "evaluation",
+               "published"}
+    raw_method = raw.pop("method", {})
+    unknown = set(raw) - allowed
+    if unknown:
+        raise GZSLError(f"preset {path}: unknown top-level key(s) {', '.join(sorted(unknown))}")
+    return Preset(
+        name=path.stem,
+        method=path.parent.name,
+        dataset=str(raw.get("dataset", path.stem)),
+        description=str(raw.get("description", "")),
+        data=dict(raw.get("data", {})),
+        method_settings=dict(raw_method),
+        evaluation=dict(raw.get("evaluation", {})),
+        published=dict(raw.get("published", {})),
+        path=str(path),
+    )
+
+
+def parse_override(text: str) -> tuple[str, str, Any]:
+    """``section.key=value`` (section: method, evaluation or data) into its three parts.
+
+    Values are read as TOML literals (``3``, ``1e-3``, ``true``, ``[0.5, 1]``); anything that
+    is not a TOML literal is taken as a string. A bare ``key=value`` means ``method.key``.
+    """
+    if "=" not in text:
+        raise GZSLError(f"--set {text!r}: expected section.key=value, e.g. method.epochs=10")
+    key, value_text = text.split("=", 1)
+    section, _, name = key.strip().rpartition(".")
+    section = section or "method"
+    if section not in ("method", "evaluation", "data"):
+        raise GZSLError(f"--set {text!r}: section must be method, evaluation or data")
+    try:
+        value = tomllib.loads(f"v = {value_text.strip()}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = value_text.strip()
+    return section, name, value
+
+
+def resolve(method: str, dataset: str, *, preset: str | None = None,
+            overrides: list[str] | tuple[str, ...] = (), seed: int = 0,
+            selection: str = "val", device: str = "auto") -> ExperimentConfig:
+    """Combine defaults, the preset (named, a path, or the dataset's own) and overrides."""
+    method_cls = get_method(method)
+    if selection not in SELECTIONS:
+        raise GZSLError(f"unknown selection {selection!r}; choose one of {', '.join(SELECTIONS)}")
+    path = find_preset(method_cls.name, preset or dataset)
+    if preset is not None and path is None:
+        names = [p.stem for p in sorted((PRESET_DIR / method_cls.name).glob("*.toml"))]
+        raise GZSLError(f"no preset {preset!r} for method {method_cls.name}; "
+                        f"available: {', '.join(names) or 'none'} (or pass a .toml path)")
+    loaded = load_preset(path) if path is not None else None
+    sections: dict[str, dict[str, Any]] = {
+        "method": dict(loaded.method_settings) if loaded else {},
+        "evaluation": dict(loaded.evaluation) if loaded else {},
+        "data": dict(loaded.data) if loaded else {},
+    }
+    for text in overrides:
+        section, name, value = parse_override(text)
+        sections[section][name] = value
+    return ExperimentConfig(
+        method=method_cls.name,
+        dataset=dataset,
+        preset=loaded.path if loaded else None,
+        seed=seed,
+        selection=selection,
+        device=device,
+        data=config_from_dict(DataConfig, sections["data"]),
+        method_config=config_from_dict(method_cls.Config, sections["method"]),
+        evaluation=config_from_dict(EvaluationConfig, sections["evaluation"]),
+        published=dict(loaded.published) if loaded else {},
+    )

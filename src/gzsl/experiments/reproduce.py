@@ -1,0 +1,90 @@
+"""Several seeds of one configuration, summarised as mean and standard deviation.
+
+``reproduce`` runs a preset over seeds and sets the result beside the published numbers;
+``ablate`` does the same for each of a method's named ablations (its ``ablations`` table).
+"""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from gzsl.data.dataset import GZSLData
+from gzsl.data.errors import GZSLError
+from gzsl.experiments.config import resolve
+from gzsl.experiments.runner import Log, RunResult, run_experiment
+from gzsl.methods.base import get_method
+
+METRICS: tuple[str, ...] = ("U", "S", "H", "T1")
+
+
+@dataclass(frozen=True)
+class Summary:
+    """Mean and standard deviation (sample, 0 for one seed) of each metric over seeds."""
+
+    label: str
+    selection: str
+    seeds: tuple[int, ...]
+    mean: dict[str, float]
+    std: dict[str, float]
+    published: dict[str, Any]
+
+
+def summarise(label: str, results: list[RunResult]) -> Summary:
+    """Aggregate runs of one configuration (all must share the selection protocol)."""
+    if not results:
+        raise ValueError("no results to summarise")
+    selections = {r.selection for r in results}
+    if len(selections) != 1:
+        raise ValueError(f"cannot pool selection protocols {sorted(selections)}")
+    mean, std = {}, {}
+    for metric in METRICS:
+        values = [getattr(r, metric) for r in results]
+        mean[metric] = statistics.fmean(values)
+        std[metric] = statistics.stdev(values) if len(values) > 1 else 0.0
+    return Summary(label, results[0].selection, tuple(r.seed for r in results), mean, std,
+                   results[0].published)
+
+
+def run_seeds(method: str, dataset: str, seeds: list[int], *, root: str | Path | None = None,
+              preset: str | None = None, overrides: tuple[str, ...] = (),
+              selection: str = "val", device: str = "auto", out: str | Path | None = None,
+              data: GZSLData | None = None, log: Log | None = None) -> list[RunResult]:
+    """One run per seed, each with its own run directory ``out/seed<N>`` when ``out`` is set."""
+    results = []
+    for seed in seeds:
+        config = resolve(method, dataset, preset=preset, overrides=overrides, seed=seed,
+                         selection=selection, device=device)
+        if data is None:
+            from gzsl.data.loaders import load_dataset
+
+            data = load_dataset(dataset, root, layout=config.data.layout,
+                                semantics=config.data.semantics)
+        if log:
+            log(f"seed {seed}")
+        run_dir = Path(out) / f"seed{seed}" if out is not None else None
+        results.append(run_experiment(config, out=run_dir, data=data, log=log))
+    return results
+
+
+def ablation_overrides(method: str, names: list[str] | None = None) -> dict[str, tuple[str, ...]]:
+    """``--set``-style overrides of each named ablation of ``method`` ("full" first)."""
+    table = get_method(method).ablations
+    if not table:
+        raise GZSLError(f"method {method!r} defines no ablations")
+    chosen = names or list(table)
+    unknown = [n for n in chosen if n not in table]
+    if unknown:
+        raise GZSLError(f"unknown ablation(s) {', '.join(unknown)}; available: {', '.join(table)}")
+    return {name: tuple(f"method.{k}={_toml(v)}" for k, v in table[name].items())
+            for name in chosen}
+
+
+def _toml(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return f'"{value}"'
+    return repr(value)

@@ -1,0 +1,417 @@
+"""One experiment end to end: load, preprocess, fit, select, score, write the run directory.
+
+Three selection protocols, named in every result:
+
+* ``val`` (default, honest): the generator is trained on the *validation task* (xlsa17
+  train classes as seen, val classes as unseen, only trainval images); the generator
+  checkpoint (as a fraction of training), the number of synthetic features per class,
+  the classifier's epochs and, if enabled, the calibrated-stacking constant are chosen
+  by validation H. Then one run on the final task with those choices fixed is scored on
+  the test set once.
+* ``final``: the preset's fixed budget, last checkpoint, last classifier epoch.
+* ``test-oracle``: the papers' protocol, kept only to compare with published tables:
+  every checkpoint and classifier epoch is scored on the test set and the best H kept.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import json
+import math
+import os
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from gzsl.data.dataset import GZSLData
+from gzsl.data.errors import GZSLError
+from gzsl.data.preprocessing import Preprocessor
+from gzsl.evaluation.classifier import SoftmaxSettings
+from gzsl.evaluation.protocol import (
+    STACKING_GAMMAS,
+    Evaluation,
+    TaskTensors,
+    evaluate_generator,
+)
+from gzsl.experiments.config import ExperimentConfig
+from gzsl.methods.base import (
+    Checkpoint,
+    CheckpointSchedule,
+    Generator,
+    atomic_torch_save,
+    get_method,
+)
+
+Log = Callable[[str], None]
+
+
+@dataclass
+class RunResult:
+    """The outcome of one run; ``results.json`` is its :meth:`to_dict`.
+
+    U, S, H and T1 are percentages. ``chosen`` records what the selection protocol chose
+    (generator epoch, synthetic count, classifier epochs, stacking constant).
+    """
+
+    method: str
+    dataset: str
+    selection: str
+    seed: int
+    U: float
+    S: float
+    H: float
+    T1: float
+    synthetic_data: bool
+    chosen: dict[str, Any] = field(default_factory=dict)
+    per_class: dict[str, dict[str, float]] = field(default_factory=dict)
+    published: dict[str, Any] = field(default_factory=dict)
+    preprocessing: dict[str, Any] = field(default_factory=dict)
+    device: str = "cpu"
+    seconds: float = 0.0
+    run_dir: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` picks CUDA when present; asking for CUDA without it is a user error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise GZSLError("--device cuda was asked for but PyTorch sees no CUDA device; "
+                        "use --device cpu or auto")
+    try:
+        return torch.device(name)
+    except RuntimeError as error:
+        raise GZSLError(f"unknown device {name!r}: use auto, cpu or cuda") from error
+
+
+def make_generator(seed: int, device: torch.device) -> torch.Generator:
+    return torch.Generator(device=device).manual_seed(seed)
+
+
+@dataclass
+class _Phase:
+    """Bookkeeping of one generator training (validation or final task)."""
+
+    name: str
+    task: TaskTensors
+    model: Generator
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    epoch_rows: list[dict[str, Any]] = field(default_factory=list)
+
+
+class Experiment:
+    """Runs one :class:`ExperimentConfig` on a loaded dataset.
+
+    Args:
+        config: resolved configuration (see :func:`gzsl.experiments.config.resolve`).
+        data: the dataset (features not yet preprocessed).
+        log: where progress lines go (the CLI passes a rich console printer).
+    """
+
+    def __init__(self, config: ExperimentConfig, data: GZSLData,
+                 log: Log | None = None) -> None:
+        self.config = config
+        self.data = data
+        self.log = log or (lambda message: None)
+        self.device = resolve_device(config.device)
+        self.method_cls = get_method(config.method)
+        evaluation = config.evaluation
+        self.classifier_settings = SoftmaxSettings(
+            evaluation.classifier_lr, evaluation.classifier_beta1,
+            evaluation.classifier_batch_size, evaluation.classifier_epochs)
+        self.gammas = STACKING_GAMMAS if evaluation.calibrated_stacking else (0.0,)
+        if evaluation.calibrated_stacking and config.selection == "final":
+            raise GZSLError("calibrated stacking needs a constant chosen on data: use "
+                            "--selection val (or test-oracle), or turn it off")
+        if evaluation.classifier not in ("softmax", "weighted-softmax"):
+            raise GZSLError(f"classifier {evaluation.classifier!r} is not available in runs yet; "
+                            "use softmax or weighted-softmax")
+        self.phases: list[_Phase] = []
+        self.preprocessor = Preprocessor(config.data.preprocessing, config.data.l2)
+
+    def _prepare(self, name: str) -> TaskTensors:
+        task = self.preprocessor.transform_task(self.data.task(name))  # fitted on train only
+        return TaskTensors.from_task(task, self.device)
+
+    def _evaluate(self, model: Generator, task: TaskTensors, generator: torch.Generator,
+                  n_synthetic: int, **keep: Any) -> Evaluation:
+        return evaluate_generator(
+            model, task, n_synthetic=n_synthetic, settings=self.classifier_settings,
+            generator=generator, gammas=self.gammas,
+            weighted=self.config.evaluation.classifier == "weighted-softmax",
+            zsl=self.config.evaluation.zsl_classifier, **keep)
+
+    def _record(self, phase: _Phase, checkpoint: Checkpoint, evaluation: Evaluation | None) -> None:
+        row: dict[str, Any] = {"phase": phase.name, "iteration": checkpoint.iteration,
+                               "epoch": round(checkpoint.epoch, 4)}
+        row.update({f"loss_{k}": v for k, v in checkpoint.losses.items()})
+        if evaluation is not None:
+            best = evaluation.best()
+            row.update({"n_synthetic": evaluation.n_synthetic, "classifier_epoch": best.epoch,
+                        "gamma": best.gamma, "U": 100 * best.U, "S": 100 * best.S,
+                        "H": 100 * best.H, "T1": 100 * max(evaluation.zsl, default=math.nan)})
+            for score in evaluation.gzsl:
+                phase.epoch_rows.append({
+                    "phase": phase.name, "iteration": checkpoint.iteration,
+                    "n_synthetic": evaluation.n_synthetic, "classifier_epoch": score.epoch,
+                    "gamma": score.gamma, "U": 100 * score.U, "S": 100 * score.S,
+                    "H": 100 * score.H})
+        phase.rows.append(row)
+
+    def run(self) -> tuple[RunResult, Generator, Evaluation]:
+        """Run the configured selection protocol; returns the result, generator, evaluation."""
+        start = time.perf_counter()
+        selection = self.config.selection
+        if selection == "val":
+            outcome = self._run_val()
+        elif selection == "final":
+            outcome = self._run_final()
+        else:
+            outcome = self._run_test_oracle()
+        model, evaluation, chosen, t1 = outcome
+        kept = evaluation.kept
+        assert kept is not None
+        result = RunResult(
+            method=self.config.method, dataset=self.data.name, selection=selection,
+            seed=self.config.seed, U=round(100 * kept.U, 4), S=round(100 * kept.S, 4),
+            H=round(100 * kept.H, 4), T1=round(100 * t1, 4), synthetic_data=self.data.synthetic,
+            chosen=chosen,
+            per_class={"seen": evaluation.per_class_seen, "unseen": evaluation.per_class_unseen},
+            published=self.config.published, preprocessing=self.preprocessor.describe(),
+            device=str(self.device), seconds=round(time.perf_counter() - start, 2))
+        return result, model, evaluation
+
+    def _fit(self, phase: _Phase, generator: torch.Generator,
+             on_checkpoint: Callable[[Checkpoint], bool | None], fraction: float = 1.0) -> None:
+        """Train ``phase.model``; checkpoints start at the preset's share of training."""
+        self.phases.append(phase)
+        evaluation = self.config.evaluation
+        schedule = CheckpointSchedule(every=evaluation.checkpoint_every,
+                                      after=int(evaluation.checkpoint_after * fraction),
+                                      callback=on_checkpoint)
+        phase.model.fit(phase.task.seen_data(), generator=generator, schedule=schedule)
+
+    def _n_grid(self) -> list[int]:
+        evaluation = self.config.evaluation
+        return sorted({max(1, round(m * evaluation.n_synthetic))
+                       for m in evaluation.n_synthetic_grid})
+
+    def _run_val(self) -> tuple[Generator, Evaluation, dict[str, Any], float]:
+        validation = self._prepare("validation")
+        final = self._prepare("final")
+        method = self.method_cls(self.config.method_config)
+        fraction = (method.total_iterations(len(validation.train_labels))
+                    / max(1, method.total_iterations(len(final.train_labels))))
+        phase = _Phase("validation", validation, method)
+        generator = make_generator(self.config.seed, self.device)
+        best: dict[str, Any] = {}
+        n_grid = self._n_grid()
+        self.log(f"validation task: {len(validation.seen_classes)} seen / "
+                 f"{len(validation.unseen_classes)} unseen classes, choosing over "
+                 f"n_synthetic in {n_grid}")
+
+        def on_checkpoint(checkpoint: Checkpoint) -> None:
+            evaluations = [self._evaluate(method, validation, generator, n) for n in n_grid]
+            for evaluation in evaluations:
+                self._record(phase, checkpoint, evaluation)
+                top = evaluation.best()
+                if not best or top.H > best["H"]:
+                    best.update(H=top.H, epoch=checkpoint.epoch, iteration=checkpoint.iteration,
+                                n_synthetic=evaluation.n_synthetic, classifier_epochs=top.epoch,
+                                gamma=top.gamma, zsl_epochs=evaluation.zsl_epoch)
+            self.log(f"  validation checkpoint {checkpoint.iteration}: best val H so far "
+                     f"{100 * best['H']:.2f}")
+
+        self._fit(phase, generator, on_checkpoint, fraction)
+        self.log(f"chosen on validation: generator epoch {best['epoch']:.2f}, "
+                 f"{best['n_synthetic']} synthetic per class, {best['classifier_epochs']} "
+                 f"classifier epochs, gamma {best['gamma']}; training on the final task")
+        final_model = self.method_cls(self.config.method_config)
+        final_phase = _Phase("final", final, final_model)
+        generator = make_generator(self.config.seed, self.device)
+        stopped: dict[str, Any] = {}
+
+        def stop_at_chosen(checkpoint: Checkpoint) -> bool:
+            self._record(final_phase, checkpoint, None)
+            stopped.update(iteration=checkpoint.iteration, epoch=checkpoint.epoch)
+            return checkpoint.epoch >= best["epoch"] - 1e-9
+
+        self._fit(final_phase, generator, stop_at_chosen)
+        evaluation = self._evaluate(final_model, final, generator, best["n_synthetic"],
+                                    keep="last", keep_epoch=best["classifier_epochs"],
+                                    keep_gamma=best["gamma"], keep_zsl_epoch=best["zsl_epochs"])
+        chosen = {"validation_H": round(100 * best["H"], 4),
+                  "generator_epoch": round(best["epoch"], 4),
+                  "final_iteration": stopped.get("iteration"),
+                  "n_synthetic": best["n_synthetic"],
+                  "classifier_epochs": best["classifier_epochs"], "gamma": best["gamma"],
+                  "zsl_classifier_epochs": best["zsl_epochs"]}
+        return final_model, evaluation, chosen, evaluation.T1
+
+    def _run_final(self) -> tuple[Generator, Evaluation, dict[str, Any], float]:
+        final = self._prepare("final")
+        model = self.method_cls(self.config.method_config)
+        phase = _Phase("final", final, model)
+        generator = make_generator(self.config.seed, self.device)
+        last: dict[str, Any] = {}
+
+        def log_only(checkpoint: Checkpoint) -> None:
+            self._record(phase, checkpoint, None)
+            last.update(iteration=checkpoint.iteration, epoch=checkpoint.epoch)
+
+        self._fit(phase, generator, log_only)
+        n = self.config.evaluation.n_synthetic
+        evaluation = self._evaluate(model, final, generator, n, keep="last")
+        chosen = {"generator_epoch": round(last.get("epoch", 0.0), 4),
+                  "final_iteration": last.get("iteration"), "n_synthetic": n,
+                  "classifier_epochs": self.classifier_settings.epochs, "gamma": 0.0}
+        return model, evaluation, chosen, evaluation.T1
+
+    def _run_test_oracle(self) -> tuple[Generator, Evaluation, dict[str, Any], float]:
+        final = self._prepare("final")
+        model = self.method_cls(self.config.method_config)
+        phase = _Phase("final", final, model)
+        generator = make_generator(self.config.seed, self.device)
+        n = self.config.evaluation.n_synthetic
+        best: dict[str, Any] = {"T1": 0.0}
+
+        def on_checkpoint(checkpoint: Checkpoint) -> None:
+            evaluation = self._evaluate(model, final, generator, n, keep="best")
+            self._record(phase, checkpoint, evaluation)
+            top = evaluation.best()
+            best["T1"] = max(best["T1"], max(evaluation.zsl, default=0.0))
+            if "evaluation" not in best or top.H > best["evaluation"].best().H:
+                best.update(evaluation=evaluation, iteration=checkpoint.iteration,
+                            epoch=checkpoint.epoch, state=_cpu_copy(model.state_dict()))
+            self.log(f"  checkpoint {checkpoint.iteration}: test H {100 * top.H:.2f} "
+                     f"(best {100 * best['evaluation'].best().H:.2f}) [test-oracle]")
+
+        self._fit(phase, generator, on_checkpoint)
+        model.load_state_dict(best["state"], device=self.device)
+        evaluation: Evaluation = best["evaluation"]
+        chosen = {"generator_epoch": round(best["epoch"], 4), "final_iteration": best["iteration"],
+                  "n_synthetic": n, "classifier_epochs": evaluation.kept.epoch,
+                  "gamma": evaluation.kept.gamma,
+                  "note": "chosen on the TEST set (test-oracle); T1 is the best test T1 "
+                          "over checkpoints and epochs, as in the papers"}
+        return model, evaluation, chosen, best["T1"]
+
+
+def _cpu_copy(value: Any) -> Any:
+    if isinstance(value, torch.Tensor):
+        return value.detach().to("cpu", copy=True)
+    if isinstance(value, dict):
+        return {k: _cpu_copy(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(_cpu_copy(v) for v in value)
+    return value
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to a temporary file beside ``path`` and rename it over ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
+    """Rows with possibly different keys, written with the union of keys as header."""
+    columns: list[str] = []
+    for row in rows:
+        columns.extend(k for k in row if k not in columns)
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns)
+    writer.writeheader()
+    writer.writerows(rows)
+    write_text_atomic(path, buffer.getvalue())
+
+
+def write_json(path: Path, value: Any) -> None:
+    write_text_atomic(path, json.dumps(value, indent=2, default=str) + "\n")
+
+
+def environment() -> dict[str, Any]:
+    """Versions of the package and the libraries that shape results."""
+    import platform
+
+    import numpy
+    import scipy
+    import sklearn
+
+    import gzsl
+
+    return {"gzsl": gzsl.__version__, "python": platform.python_version(),
+            "torch": torch.__version__, "numpy": numpy.__version__, "scipy": scipy.__version__,
+            "scikit-learn": sklearn.__version__, "platform": platform.platform(),
+            "cuda_device": torch.cuda.get_device_name() if torch.cuda.is_available() else None}
+
+
+def write_run_dir(out: Path, experiment: Experiment, result: RunResult, model: Generator,
+                  evaluation: Evaluation) -> None:
+    """Write config, metadata, results, curves, generator and classifier into ``out``."""
+    out.mkdir(parents=True, exist_ok=True)
+    config = experiment.config
+    write_json(out / "config.json", config.to_dict())
+    write_json(out / "metadata.json", {
+        "environment": environment(), "seed": config.seed, "device": str(experiment.device),
+        "selection": config.selection, "data": experiment.data.source,
+        "data_summary": experiment.data.summary(), "synthetic_data": experiment.data.synthetic,
+        "preprocessing": experiment.preprocessor.describe(), "seconds": result.seconds,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    })
+    checkpoints = [row for phase in experiment.phases for row in phase.rows]
+    epochs = [row for phase in experiment.phases for row in phase.epoch_rows]
+    if checkpoints:
+        write_csv(out / "checkpoints.csv", checkpoints)
+    if epochs:
+        write_csv(out / "classifier_epochs.csv", epochs)
+    model.save(out / "generator.pt")
+    prep = experiment.preprocessor
+    atomic_torch_save({
+        "classifier": evaluation.classifier_state,
+        "preprocessing": {"scaling": prep.scaling, "l2": prep.l2,
+                          "minimum": torch.from_numpy(prep.minimum_),
+                          "scale": torch.from_numpy(prep.scale_)},
+        "class_names": list(experiment.data.class_names),
+    }, out / "classifier.pt")
+    result.run_dir = str(out)
+    write_json(out / "results.json", result.to_dict())
+
+
+def run_experiment(config: ExperimentConfig, *, root: str | Path | None = None,
+                   out: str | Path | None = None, data: GZSLData | None = None,
+                   log: Log | None = None) -> RunResult:
+    """Load the data (unless given), run ``config`` and write the run directory to ``out``."""
+    if data is None:
+        from gzsl.data.loaders import load_dataset
+
+        data = load_dataset(config.dataset, root, layout=config.data.layout,
+                            semantics=config.data.semantics)
+    experiment = Experiment(config, data, log)
+    result, model, evaluation = experiment.run()
+    if out is not None:
+        write_run_dir(Path(out), experiment, result, model, evaluation)
+    return result
+
+
+def default_run_dir(config: ExperimentConfig, base: str | Path = "runs") -> Path:
+    """``runs/<method>-<dataset>-<selection>-seed<N>-<timestamp>``."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    name = f"{config.method}-{config.dataset.lower()}-{config.selection}-seed{config.seed}-{stamp}"
+    return Path(base) / name

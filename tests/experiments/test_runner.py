@@ -1,0 +1,136 @@
+"""The selection protocols and the run directory, on tiny generated data."""
+
+import json
+from dataclasses import dataclass, replace
+from typing import ClassVar
+
+import numpy as np
+import pytest
+import torch
+
+from gzsl.data.errors import GZSLError
+from gzsl.experiments.config import resolve
+from gzsl.experiments.runner import run_experiment
+from gzsl.methods.base import Checkpoint, Generator, register
+from gzsl.methods.gaussian import GaussianBaseline
+
+FAST = ("evaluation.classifier_epochs=8", "evaluation.classifier_lr=0.05",
+        "evaluation.classifier_batch_size=32", "evaluation.n_synthetic=30",
+        "evaluation.checkpoint_every=1")
+
+
+@dataclass(frozen=True)
+class PeakConfig:
+    iterations: int = 6
+    peak: int = 3
+
+
+@register
+class PeakGenerator(Generator):
+    """Test method whose samples are right at iteration ``peak`` and mislabelled elsewhere."""
+
+    name = "test-peak"
+    Config = PeakConfig
+    ablations: ClassVar[dict] = {"full": {}, "early peak": {"peak": 1}}
+
+    def fit(self, data, *, generator, schedule=None):
+        self.inner_ = GaussianBaseline().fit(data, generator=generator)
+        for iteration in range(1, self.config.iterations + 1):
+            self.quality_ = float(iteration == self.config.peak)
+            if schedule and schedule.callback and (schedule.due(iteration)
+                                                   or iteration == self.config.iterations):
+                stop = schedule.callback(Checkpoint(iteration, float(iteration),
+                                                    {"quality": self.quality_}))
+                if stop:
+                    break
+        return self
+
+    def total_iterations(self, n_train):
+        return self.config.iterations
+
+    def sample(self, semantics, n_per_class, *, generator=None):
+        if self.quality_ < 1:  # features of the wrong classes: confidently mislabelled
+            semantics = semantics.roll(1, dims=0)
+        return self.inner_.sample(semantics, n_per_class, generator=generator)
+
+    @property
+    def device(self):
+        return self.inner_.device
+
+    def state_dict(self):
+        return {"inner": self.inner_.state_dict(), "quality": self.quality_}
+
+    def load_state_dict(self, state, device="cpu"):
+        self.inner_ = GaussianBaseline().load_state_dict(state["inner"], device)
+        self.quality_ = state["quality"]
+        return self
+
+
+def _run(data, selection, *extra, method="test-peak", out=None):
+    config = resolve(method, "tiny", selection=selection, overrides=FAST + extra, device="cpu")
+    return run_experiment(config, data=data, out=out)
+
+
+def test_test_oracle_keeps_best_checkpoint(tiny_dataset):
+    result = _run(tiny_dataset, "test-oracle")
+    assert result.chosen["final_iteration"] == 3
+    assert "TEST" in result.chosen["note"]
+
+
+def test_final_uses_last_checkpoint_and_last_epoch(tiny_dataset):
+    result = _run(tiny_dataset, "final")
+    assert result.chosen["final_iteration"] == 6
+    assert result.chosen["classifier_epochs"] == 8
+
+
+def test_val_chooses_on_validation_and_stops_final_training_there(tiny_dataset):
+    result = _run(tiny_dataset, "val")
+    assert result.chosen["generator_epoch"] == 3.0
+    assert result.chosen["final_iteration"] == 3
+    assert result.chosen["n_synthetic"] in (15, 30, 60)
+
+
+def test_val_choices_do_not_depend_on_test_data(tiny_dataset):
+    """Scrambling every final test feature leaves all validation-phase choices unchanged."""
+    features = tiny_dataset.features.copy()
+    rng = np.random.default_rng(1)
+    test = np.concatenate([tiny_dataset.splits["test_seen"], tiny_dataset.splits["test_unseen"]])
+    features[test] = rng.random((len(test), features.shape[1])).astype(np.float32)
+    scrambled = replace(tiny_dataset, features=features)
+    assert _run(tiny_dataset, "val").chosen == _run(scrambled, "val").chosen
+
+
+def test_results_deterministic_under_seed(tiny_dataset):
+    first, second = _run(tiny_dataset, "val"), _run(tiny_dataset, "val")
+    assert (first.U, first.S, first.H, first.T1) == (second.U, second.S, second.H, second.T1)
+
+
+def test_run_directory_contents(tiny_dataset, tmp_path):
+    result = _run(tiny_dataset, "val", method="gaussian", out=tmp_path / "run")
+    run = tmp_path / "run"
+    for name in ("config.json", "metadata.json", "results.json", "checkpoints.csv",
+                 "classifier_epochs.csv", "generator.pt", "classifier.pt"):
+        assert (run / name).is_file(), name
+    saved = json.loads((run / "results.json").read_text())
+    for key in ("method", "dataset", "selection", "seed", "U", "S", "H", "T1", "per_class"):
+        assert key in saved
+    assert saved["H"] == result.H and saved["selection"] == "val"
+    assert set(saved["per_class"]["unseen"]) == {f"class_{c}" for c in range(12, 20)}
+    metadata = json.loads((run / "metadata.json").read_text())
+    assert metadata["preprocessing"]["fitted_on"] == "training features only"
+    assert metadata["environment"]["torch"] == torch.__version__
+    reloaded = Generator.load(run / "generator.pt")
+    assert isinstance(reloaded, GaussianBaseline)
+
+
+def test_calibrated_stacking_recorded_and_rejected_without_selection(tiny_dataset):
+    result = _run(tiny_dataset, "val", "evaluation.calibrated_stacking=true", method="gaussian")
+    assert "gamma" in result.chosen
+    with pytest.raises(GZSLError, match="calibrated stacking"):
+        _run(tiny_dataset, "final", "evaluation.calibrated_stacking=true", method="gaussian")
+
+
+def test_val_without_validation_split_is_a_clear_error(tiny_dataset):
+    splits = {k: v for k, v in tiny_dataset.splits.items() if k not in ("train", "val")}
+    with pytest.raises(GZSLError, match="no validation split"):
+        _run(replace(tiny_dataset, splits=splits), "val")
