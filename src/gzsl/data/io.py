@@ -1,0 +1,189 @@
+"""Reading MATLAB and NumPy files, checksums, and writing our ``.npz`` layout.
+
+MATLAB files come in two kinds: v5/v7 (read by :func:`scipy.io.loadmat`) and v7.3, which
+is HDF5 (read by h5py). In a v7.3 file every array is stored transposed (HDF5 is row-major,
+MATLAB column-major), strings are ``uint16`` character arrays and cell arrays hold object
+references. :func:`read_mat` hides both differences: it returns every variable in MATLAB's
+own orientation, cell arrays as NumPy object arrays, and ``char`` arrays as ``str``.
+
+Files are only ever opened read-only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Iterable
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+import scipy.io
+
+from gzsl.data.dataset import GZSLData
+from gzsl.data.errors import DataError
+
+#: Keys of the ``.npz`` layout, in the order they are written.
+NPZ_REQUIRED = ("features", "labels", "semantics", "trainval_loc", "test_seen_loc",
+                "test_unseen_loc")
+NPZ_OPTIONAL = ("class_names", "train_loc", "val_loc", "name", "synthetic", "source")
+
+_HDF5_INTERNAL = ("#refs#", "#subsystem#")
+
+
+def is_mat_v73(path: str | Path) -> bool:
+    """True when ``path`` is a MATLAB v7.3 (HDF5) file rather than a v5/v7 one."""
+    return bool(h5py.is_hdf5(str(path)))
+
+
+def read_mat(path: str | Path, keys: Iterable[str] | None = None) -> dict[str, Any]:
+    """The variables of a MATLAB file, in MATLAB orientation, whatever its version.
+
+    Args:
+        path: a ``.mat`` file (v5, v7 or v7.3).
+        keys: the variables to read; ``None`` reads all. Keys the file lacks are simply
+            absent from the result, so the caller can report every missing key at once.
+
+    Raises:
+        DataError: the file is not a MATLAB file either library can read.
+    """
+    path = Path(path)
+    wanted = None if keys is None else list(keys)
+    if is_mat_v73(path):
+        return _read_mat_v73(path, wanted)
+    try:
+        if wanted is None:
+            content = scipy.io.loadmat(str(path))
+        else:
+            content = scipy.io.loadmat(str(path), variable_names=wanted)
+    except (ValueError, TypeError, OSError, NotImplementedError) as error:
+        raise DataError(
+            f"cannot read {path.name} as a MATLAB file: {error}", file=str(path),
+            fix="check the file is a complete .mat file (re-download it, or re-save it in "
+            "MATLAB with save(..., '-v7') or '-v7.3')") from error
+    return {k: v for k, v in content.items() if not k.startswith("__")}
+
+
+def _read_mat_v73(path: Path, wanted: list[str] | None) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    with h5py.File(path, "r") as handle:
+        names = [k for k in handle if k not in _HDF5_INTERNAL]
+        for key in names if wanted is None else [k for k in wanted if k in handle]:
+            node = handle[key]
+            if isinstance(node, h5py.Dataset):
+                out[key] = _hdf5_value(handle, node)
+    return out
+
+
+def _hdf5_value(handle: h5py.File, node: h5py.Dataset) -> Any:
+    """One v7.3 variable as MATLAB sees it: arrays transposed back, refs and chars resolved."""
+    matlab_class = node.attrs.get("MATLAB_class", b"")
+    if isinstance(matlab_class, bytes):
+        matlab_class = matlab_class.decode()
+    if node.attrs.get("MATLAB_empty", 0):
+        return np.zeros((0, 0))
+    raw = node[()]
+    if matlab_class == "cell" or node.dtype == h5py.ref_dtype:
+        raw = np.asarray(raw)
+        resolved = np.empty(raw.shape, dtype=object)
+        for position, reference in np.ndenumerate(raw):
+            resolved[position] = _hdf5_value(handle, handle[reference])
+        return resolved.T
+    array = np.asarray(raw).T
+    if matlab_class == "char":
+        rows = np.atleast_2d(array)
+        text = ["".join(chr(c) for c in row).rstrip("\x00") for row in rows]
+        return text[0] if len(text) == 1 else np.array(text, dtype=object)
+    if matlab_class == "logical":
+        return array.astype(bool)
+    return array
+
+
+def mat_strings(value: Any) -> list[str]:
+    """A MATLAB cell array (or char matrix) of strings as a Python list, in column order.
+
+    ``scipy.io.loadmat`` returns a cell array as an object array whose elements are
+    1-element string arrays; :func:`read_mat` on a v7.3 file returns ``str`` elements.
+    """
+    if isinstance(value, str):
+        return [value]
+    array = np.asarray(value)
+    if array.dtype.kind == "U":
+        return [str(s).strip() for s in array.ravel(order="F")]
+    out = []
+    for element in array.ravel(order="F"):
+        if isinstance(element, str):
+            out.append(element.strip())
+            continue
+        inner = np.asarray(element)
+        if inner.size == 0:
+            out.append("")
+        elif inner.dtype.kind == "U":
+            out.append("".join(str(s) for s in inner.ravel()).strip())
+        elif inner.dtype == object:
+            out.append(" ".join(mat_strings(inner)))
+        else:
+            raise ValueError(f"element of type {inner.dtype} is not a string")
+    return out
+
+
+def sha256_file(path: str | Path) -> str:
+    """SHA-256 of a file's bytes, computed once per (path, size, mtime) in a process."""
+    stat = Path(path).stat()
+    return _sha256_cached(str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns)
+
+
+@lru_cache(maxsize=64)
+def _sha256_cached(path: str, size: int, mtime_ns: int) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 22), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def file_record(path: str | Path, role: str) -> dict[str, Any]:
+    """Provenance of one input file: its role, absolute path, size and SHA-256."""
+    path = Path(path)
+    return {"role": role, "path": str(path.absolute()), "bytes": path.stat().st_size,
+            "sha256": sha256_file(path)}
+
+
+def save_npz(data: GZSLData, path: str | Path) -> Path:
+    """Write ``data`` in our ``.npz`` layout (docs/data-formats.md), atomically.
+
+    The arrays go to a temporary file in the destination folder, which then replaces
+    ``path`` in one step, so an interrupted write never leaves a half-written file.
+    The original ``source`` is kept as JSON in the ``source`` field.
+    """
+    path = Path(path)
+    fields: dict[str, np.ndarray] = {
+        "features": np.ascontiguousarray(data.features, dtype=np.float32),
+        "labels": np.asarray(data.labels, dtype=np.int64),
+        "semantics": np.ascontiguousarray(data.semantics, dtype=np.float32),
+        "class_names": np.array(list(data.class_names), dtype=str),
+        "trainval_loc": np.asarray(data.splits["trainval"], dtype=np.int64),
+        "test_seen_loc": np.asarray(data.splits["test_seen"], dtype=np.int64),
+        "test_unseen_loc": np.asarray(data.splits["test_unseen"], dtype=np.int64),
+        "name": np.array(data.name),
+        "synthetic": np.array(bool(data.synthetic)),
+        "source": np.array(json.dumps(data.source, default=str)),
+    }
+    for split in ("train", "val"):
+        if split in data.splits:
+            fields[f"{split}_loc"] = np.asarray(data.splits[split], dtype=np.int64)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp",
+                                             dir=path.parent)
+    try:
+        with os.fdopen(descriptor, "wb") as handle:
+            np.savez(handle, **fields)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return path

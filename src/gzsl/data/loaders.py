@@ -1,0 +1,541 @@
+"""Loaders for the three on-disk layouts, all returning :class:`~gzsl.data.GZSLData`.
+
+* ``xlsa17``: ``res101.mat`` (``features`` D x N, ``labels`` N x 1, 1-based) beside
+  ``att_splits.mat`` (``att`` A x C, 1-based ``*_loc`` index sets), or
+  ``att_splits_trainval_test_only.mat`` (no validation split), or CUB's
+  ``sent_splits.mat`` (1024-d sentence embeddings) with ``semantics="sent"``.
+* ``datamat``: GSMFlow's ``data.mat`` (features per split, ``attribute`` C x A) and
+  ``label.mat`` (1-based class ids per split).
+* ``npz``: our own layout for users' own features and semantics, all 0-based.
+
+Every field is documented in ``docs/data-formats.md``. Each loader reads the files
+read-only, collects every problem (:mod:`gzsl.data.validation`) and raises them together.
+:func:`read_dataset` returns the problems instead of raising, for ``gzsl data check``.
+"""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from gzsl.data.dataset import GZSLData
+from gzsl.data.errors import DataError
+from gzsl.data.io import (
+    NPZ_OPTIONAL,
+    NPZ_REQUIRED,
+    file_record,
+    mat_strings,
+    read_mat,
+    save_npz,
+)
+from gzsl.data.validation import (
+    Problem,
+    index_problems,
+    missing_keys,
+    orient,
+    raise_if_problems,
+    validate,
+)
+
+__all__ = ["KNOWN_DATASETS", "LAYOUTS", "SEMANTICS", "detect_layout", "load_dataset",
+           "load_datamat", "load_npz", "load_xlsa17", "read_dataset", "save_npz"]
+
+KNOWN_DATASETS = ("AWA1", "AWA2", "APY", "CUB", "SUN", "FLO")
+LAYOUTS = ("xlsa17", "datamat", "npz")
+SEMANTICS = ("att", "sent")
+
+FEATURES_FILE = "res101.mat"
+#: Split files per ``semantics`` option, in order of preference.
+SPLIT_FILES = {"att": ("att_splits.mat", "att_splits_trainval_test_only.mat"),
+               "sent": ("sent_splits.mat",)}
+DATAMAT_FILES = ("data.mat", "label.mat")
+XLSA17_SPLIT_KEYS = {"trainval": "trainval_loc", "test_seen": "test_seen_loc",
+                     "test_unseen": "test_unseen_loc", "train": "train_loc", "val": "val_loc"}
+NPZ_SPLIT_KEYS = XLSA17_SPLIT_KEYS
+
+FILES_HELP = ("res101.mat with att_splits.mat (xlsa17 layout), or data.mat with label.mat "
+              "(GSMFlow layout), or one .npz file (see docs/data-formats.md)")
+
+Result = tuple[GZSLData | None, list[Problem]]
+
+
+def load_dataset(name: str, root: str | Path | None = None, *, layout: str | None = None,
+                 semantics: str = "att") -> GZSLData:
+    """Load a dataset by name from ``root``, checking it; the single entry point.
+
+    Args:
+        name: ``"demo"`` (any case) for the embedded synthetic dataset, otherwise the
+            dataset's name (``"AWA2"``...), used to find ``root/<name>/`` and shown to users.
+        root: a folder holding the files, a parent folder holding ``<name>/``, or a
+            ``.npz`` file. Not needed for ``demo``.
+        layout: ``"xlsa17"``, ``"datamat"`` or ``"npz"``; detected from the files if None.
+        semantics: ``"att"`` (``att_splits.mat``) or ``"sent"`` (``sent_splits.mat``),
+            xlsa17 layout only.
+
+    Raises:
+        DataError: the files cannot be found, or have problems (all listed in one error).
+    """
+    data, problems = read_dataset(name, root, layout=layout, semantics=semantics)
+    raise_if_problems(problems)
+    assert data is not None
+    return data
+
+
+def read_dataset(name: str | None, root: str | Path | None = None, *,
+                 layout: str | None = None, semantics: str = "att") -> Result:
+    """Like :func:`load_dataset` but returns ``(data, problems)`` instead of raising.
+
+    ``data`` is None when the files could not be assembled. Usage errors (no ``root``,
+    unknown option, nothing found under ``root``) still raise :class:`DataError`.
+    """
+    _check_options(layout, semantics)
+    if name is not None and name.lower() == "demo":
+        from gzsl.data.demo import load_demo
+
+        data = load_demo()
+        return data, validate(data)
+    location, found_layout = locate(name, root, layout=layout, semantics=semantics)
+    if found_layout == "npz":
+        return _read_npz(location, name)
+    shown = canonical_name(name) if name else location.name
+    if found_layout == "datamat":
+        return _read_datamat(location, shown)
+    return _read_xlsa17(location, shown, semantics)
+
+
+def load_xlsa17(directory: str | Path, *, name: str | None = None,
+                semantics: str = "att") -> GZSLData:
+    """Load ``res101.mat`` + a split file from ``directory`` (see module docstring)."""
+    _check_options("xlsa17", semantics)
+    directory = Path(directory)
+    data, problems = _read_xlsa17(directory, name or directory.name, semantics)
+    raise_if_problems(problems)
+    assert data is not None
+    return data
+
+
+def load_datamat(directory: str | Path, *, name: str | None = None) -> GZSLData:
+    """Load GSMFlow's ``data.mat`` + ``label.mat`` from ``directory``."""
+    directory = Path(directory)
+    data, problems = _read_datamat(directory, name or directory.name)
+    raise_if_problems(problems)
+    assert data is not None
+    return data
+
+
+def load_npz(path: str | Path, *, name: str | None = None) -> GZSLData:
+    """Load a file in our ``.npz`` layout; ``name`` overrides the name stored in it."""
+    data, problems = _read_npz(Path(path), name)
+    raise_if_problems(problems)
+    assert data is not None
+    return data
+
+
+def canonical_name(name: str) -> str:
+    """``awa2`` -> ``AWA2`` for the benchmark datasets; other names unchanged."""
+    return next((known for known in KNOWN_DATASETS if known.lower() == name.lower()), name)
+
+
+def _check_options(layout: str | None, semantics: str) -> None:
+    if layout is not None and layout not in LAYOUTS:
+        raise DataError(f"unknown layout {layout!r}", key="layout",
+                        fix=f"use one of {', '.join(LAYOUTS)}, or leave it out to detect it")
+    if semantics not in SEMANTICS:
+        raise DataError(f"unknown semantics option {semantics!r}", key="semantics",
+                        fix="use 'att' (att_splits.mat: attributes) or 'sent' "
+                        "(sent_splits.mat: CUB's sentence embeddings)")
+
+
+def detect_layout(directory: str | Path) -> str | None:
+    """The layout whose files ``directory`` holds, or None.
+
+    Raises:
+        DataError: both the xlsa17 and the GSMFlow files are there.
+    """
+    directory = Path(directory)
+    datamat = all((directory / f).is_file() for f in DATAMAT_FILES)
+    xlsa17_files = [FEATURES_FILE, *{f for files in SPLIT_FILES.values() for f in files}]
+    xlsa17 = any((directory / f).is_file() for f in xlsa17_files)
+    if datamat and (directory / FEATURES_FILE).is_file():
+        raise DataError(
+            f"{directory} holds both res101.mat (xlsa17 layout) and data.mat + label.mat "
+            "(GSMFlow layout)", file=str(directory),
+            fix="choose one with --layout xlsa17 or --layout datamat")
+    if datamat:
+        return "datamat"
+    return "xlsa17" if xlsa17 else None
+
+
+def _has_layout_files(directory: Path, layout: str) -> bool:
+    if layout == "datamat":
+        return any((directory / f).is_file() for f in DATAMAT_FILES)
+    if layout == "xlsa17":
+        names = [FEATURES_FILE, *{f for files in SPLIT_FILES.values() for f in files}]
+        return any((directory / f).is_file() for f in names)
+    return False
+
+
+def locate(name: str | None, root: str | Path | None, *, layout: str | None = None,
+           semantics: str = "att") -> tuple[Path, str]:
+    """Find the files of dataset ``name`` under ``root``: ``(folder or .npz path, layout)``.
+
+    ``root`` may hold the files directly, hold a ``<name>/`` folder (any case) or a
+    ``<name>.npz`` file, or be the ``.npz`` file (or one of the ``.mat`` files) itself.
+    """
+    shown = name or "dataset"
+    if root is None:
+        raise DataError(
+            f"dataset {shown!r} needs its files and no folder was given",
+            fix=f"pass --root DIR, a folder holding {FILES_HELP}, or its parent folder "
+            f"holding a {shown}/ folder")
+    root = Path(root).expanduser()
+    if not root.exists():
+        raise DataError(f"{root} does not exist", file=str(root),
+                        fix=f"pass --root DIR, a folder holding {FILES_HELP}")
+    if root.is_file():
+        if root.suffix.lower() == ".npz" or layout == "npz":
+            return root, "npz"
+        if root.suffix.lower() == ".mat":
+            root = root.parent
+        else:
+            raise DataError(f"{root.name} is neither a folder, a .mat nor a .npz file",
+                            file=str(root), fix=f"pass a folder holding {FILES_HELP}")
+    candidates = [root]
+    npz_candidates = []
+    if name:
+        for child in sorted(root.iterdir()):
+            if child.is_dir() and child.name.lower() == name.lower():
+                candidates.append(child)
+            elif child.is_file() and child.name.lower() == f"{name.lower()}.npz":
+                npz_candidates.append(child)
+    for directory in candidates:
+        if layout in (None, "xlsa17", "datamat"):
+            found = (detect_layout(directory) if layout is None
+                     else layout if _has_layout_files(directory, layout) else None)
+            if found:
+                return directory, found
+    if npz_candidates and layout in (None, "npz"):
+        return npz_candidates[0], "npz"
+    tried = ", ".join(str(c) for c in candidates)
+    wanted = {"xlsa17": "res101.mat and att_splits.mat", "datamat": "data.mat and label.mat",
+              "npz": f"{shown}.npz"}.get(layout or "", FILES_HELP)
+    raise DataError(f"no files of dataset {shown!r} found (looked in {tried})", file=str(root),
+                    fix=f"pass --root DIR, a folder holding {wanted}, or its parent folder "
+                    f"holding a {shown}/ folder")
+
+
+def _read_xlsa17(directory: Path, name: str, semantics: str) -> Result:
+    features_path = directory / FEATURES_FILE
+    split_path = next((directory / f for f in SPLIT_FILES[semantics]
+                       if (directory / f).is_file()), None)
+    problems: list[Problem] = []
+    if not features_path.is_file():
+        problems.append(Problem(
+            f"{FEATURES_FILE} not found", file=str(features_path),
+            fix="put the xlsa17 res101.mat ('features' D x N, 'labels' N x 1, 1-based) beside "
+            "the split file; it is not redistributed with gzsl"))
+    if split_path is None:
+        other = "att" if semantics == "sent" else "sent"
+        problems.append(Problem(
+            f"{' or '.join(SPLIT_FILES[semantics])} not found (semantics={semantics!r})",
+            file=str(directory / SPLIT_FILES[semantics][0]),
+            fix=f"put the split file beside res101.mat, or choose --semantics {other} if "
+            f"you have {SPLIT_FILES[other][0]}"))
+    if problems:
+        return None, problems
+    assert split_path is not None
+    features_file, split_file = str(features_path), str(split_path)
+    stored = read_mat(features_path, ["features", "labels"])
+    split_keys = list(XLSA17_SPLIT_KEYS.values())
+    splits_stored = read_mat(split_path, ["att", "allclasses_names", *split_keys])
+    problems += missing_keys(stored, ["features", "labels"], features_file,
+                             fix="res101.mat must hold 'features' (D x N) and 'labels' "
+                             "(N x 1, 1-based class ids)")
+    problems += missing_keys(splits_stored, ["att", *split_keys[:3]], split_file,
+                             fix=f"{split_path.name} must hold 'att' (A x C) and 1-based "
+                             "'trainval_loc', 'test_seen_loc', 'test_unseen_loc'")
+    if problems:
+        return None, problems
+    notes: list[str] = []
+    labels_stored, found = _vector(stored["labels"], features_file, "labels")
+    problems += found
+    if labels_stored is None:
+        return None, problems
+    problems += index_problems(labels_stored, base=1, file=features_file, key="labels",
+                               what="class ids")
+    n_images = len(labels_stored)
+    features, found, note = orient(stored["features"], count=n_images, count_axis=1,
+                                   file=features_file, key="features")
+    problems += found
+    notes += [note] if note else []
+    names = _names(splits_stored.get("allclasses_names"), split_file, "allclasses_names",
+                   problems)
+    attributes = np.asarray(splits_stored["att"])
+    semantic_matrix, note = _orient_semantics(attributes, names, labels_stored, split_file,
+                                              problems, count_axis=1, key="att",
+                                              label_base=1)
+    notes += [note] if note else []
+    splits: dict[str, np.ndarray] = {}
+    for split, key in XLSA17_SPLIT_KEYS.items():
+        if key not in splits_stored:
+            continue
+        values, found = _vector(splits_stored[key], split_file, key)
+        problems += found
+        if values is not None:
+            problems += index_problems(values, base=1, upper=n_images, file=split_file,
+                                       key=key)
+            splits[split] = values.astype(np.int64) - 1
+    if problems or features is None or semantic_matrix is None:
+        return None, problems
+    if "train" not in splits or "val" not in splits:
+        notes.append(f"{split_path.name} has no train_loc / val_loc: no validation split")
+    class_names = tuple(names) if names else _generated_names(semantic_matrix.shape[0])
+    source = {"layout": "xlsa17", "semantics": semantics,
+              "files": [file_record(features_path, "features"),
+                        file_record(split_path, "splits")],
+              "notes": notes}
+    data = GZSLData(name=name, features=np.ascontiguousarray(features, dtype=np.float32),
+                    labels=labels_stored.astype(np.int64) - 1,
+                    semantics=np.ascontiguousarray(semantic_matrix, dtype=np.float32),
+                    class_names=class_names, splits=splits, source=source, synthetic=False)
+    origin = {"features": (features_file, "features"), "labels": (features_file, "labels"),
+              "semantics": (split_file, "att"), "class_names": (split_file, "allclasses_names")}
+    origin.update({split: (split_file, key) for split, key in XLSA17_SPLIT_KEYS.items()})
+    return data, validate(data, origin)
+
+
+def _read_datamat(directory: Path, name: str) -> Result:
+    data_path, label_path = (directory / f for f in DATAMAT_FILES)
+    problems = [Problem(f"{path.name} not found", file=str(path),
+                        fix="the GSMFlow layout needs data.mat and label.mat side by side")
+                for path in (data_path, label_path) if not path.is_file()]
+    if problems:
+        return None, problems
+    data_file, label_file = str(data_path), str(label_path)
+    feature_keys = ("train_fea", "test_seen_fea", "test_unseen_fea")
+    label_keys = ("train_idx", "test_seen_idex", "test_unseen_idex")
+    stored = read_mat(data_path, [*feature_keys, "attribute", "seen_pro", "unseen_pro"])
+    label_stored = read_mat(label_path, list(label_keys))
+    problems += missing_keys(stored, [*feature_keys, "attribute"], data_file,
+                             fix="data.mat must hold train_fea, test_seen_fea, "
+                             "test_unseen_fea (images x D) and attribute (C x A)")
+    problems += missing_keys(label_stored, label_keys, label_file,
+                             fix="label.mat must hold 1-based train_idx, test_seen_idex "
+                             "and test_unseen_idex")
+    if problems:
+        return None, problems
+    notes: list[str] = []
+    ids: dict[str, np.ndarray] = {}
+    for key in label_keys:
+        values, found = _vector(label_stored[key], label_file, key)
+        problems += found
+        if values is not None:
+            problems += index_problems(values, base=1, file=label_file, key=key,
+                                       what="class ids")
+            ids[key] = values.astype(np.int64) - 1
+    if problems:
+        return None, problems
+    parts = []
+    for feature_key, label_key in zip(feature_keys, label_keys, strict=True):
+        matrix, found, note = orient(stored[feature_key], count=len(ids[label_key]),
+                                     count_axis=0, file=data_file, key=feature_key)
+        problems += found
+        notes += [note] if note else []
+        parts.append(matrix)
+    prototypes = {key: np.atleast_2d(np.asarray(stored[key])) for key in ("seen_pro",
+                  "unseen_pro") if key in stored}
+    attribute = np.asarray(stored["attribute"])
+    semantic_dim = next((p.shape[1] for p in prototypes.values() if p.ndim == 2), None)
+    semantic_matrix: np.ndarray | None = attribute
+    if semantic_dim is not None:
+        oriented, found, note = orient(attribute, count=semantic_dim, count_axis=1,
+                                       file=data_file, key="attribute", what="attributes")
+        problems += found
+        notes += [note] if note else []
+        semantic_matrix = None if oriented is None else oriented.T
+    seen = np.unique(ids["test_seen_idex"])
+    unseen = np.unique(ids["test_unseen_idex"])
+    for key, classes, label_key in (("seen_pro", seen, "test_seen_idex"),
+                                    ("unseen_pro", unseen, "test_unseen_idex")):
+        if key in prototypes and prototypes[key].shape[0] != len(classes):
+            problems.append(Problem(
+                f"'{key}' has {prototypes[key].shape[0]} rows but '{label_key}' in "
+                f"{label_path.name} has {len(classes)} classes", file=data_file, key=key,
+                fix="the prototypes and the label file must come from the same dataset"))
+    train_labels = _datamat_train_labels(ids["train_idx"], seen, label_file, problems, notes)
+    if problems or train_labels is None or semantic_matrix is None or any(
+            p is None for p in parts):
+        return None, problems
+    features = np.concatenate(parts).astype(np.float32)
+    labels = np.concatenate([train_labels, ids["test_seen_idex"], ids["test_unseen_idex"]])
+    bounds = np.cumsum([0] + [len(p) for p in parts])
+    splits = {split: np.arange(bounds[i], bounds[i + 1], dtype=np.int64)
+              for i, split in enumerate(("trainval", "test_seen", "test_unseen"))}
+    notes.append("data.mat has no validation split")
+    source = {"layout": "datamat", "files": [file_record(data_path, "features"),
+                                             file_record(label_path, "labels")],
+              "notes": notes}
+    data = GZSLData(name=name, features=features, labels=labels.astype(np.int64),
+                    semantics=np.ascontiguousarray(semantic_matrix, dtype=np.float32),
+                    class_names=_generated_names(semantic_matrix.shape[0]), splits=splits,
+                    source=source, synthetic=False)
+    origin = {"features": (data_file, "train_fea"), "labels": (label_file, "train_idx"),
+              "semantics": (data_file, "attribute"), "class_names": (data_file, "attribute"),
+              "trainval": (label_file, "train_idx"),
+              "test_seen": (label_file, "test_seen_idex"),
+              "test_unseen": (label_file, "test_unseen_idex")}
+    return data, validate(data, origin)
+
+
+def _datamat_train_labels(positions: np.ndarray, seen: np.ndarray, label_file: str,
+                          problems: list[Problem], notes: list[str]) -> np.ndarray | None:
+    """Global class ids of the training images from ``train_idx`` (already 0-based).
+
+    The GSMFlow reference indexes ``seen_pro`` with ``train_idx - 1``: positions among the
+    sorted seen classes (the classes of ``test_seen_idex``). Files whose ``train_idx``
+    holds class ids instead (values among the seen classes but beyond that range) are
+    accepted too.
+    """
+    if positions.max() < len(seen):
+        notes.append("train_idx read as 1-based positions among the seen classes (rows of "
+                      "seen_pro), as the GSMFlow reference code reads it")
+        return seen[positions]
+    if np.isin(positions, seen).all():
+        notes.append("train_idx read as 1-based class ids")
+        return positions
+    problems.append(Problem(
+        f"'train_idx' reaches {int(positions.max()) + 1}, but there are {len(seen)} seen "
+        "classes and its values are not all classes of test_seen_idex", file=label_file,
+        key="train_idx", fix="train_idx must hold 1-based seen-class positions "
+        f"(1..{len(seen)}) or 1-based class ids of seen classes"))
+    return None
+
+
+def _read_npz(path: Path, name: str | None) -> Result:
+    file = str(path)
+    try:
+        archive = np.load(path, allow_pickle=False)
+    except (ValueError, OSError, zipfile.BadZipFile) as error:
+        return None, [Problem(f"cannot read {path.name} as a .npz file: {error}", file=file,
+                              fix="write it with numpy.savez or `gzsl data convert`")]
+    with archive:
+        problems = missing_keys(archive.files, NPZ_REQUIRED, file,
+                                fix="see docs/data-formats.md for the .npz layout")
+        if problems:
+            return None, problems
+        stored: dict[str, Any] = {}
+        for key in (*NPZ_REQUIRED, *NPZ_OPTIONAL):
+            if key not in archive.files:
+                continue
+            try:
+                stored[key] = archive[key]
+            except ValueError:
+                problems.append(Problem(
+                    f"'{key}' is stored as pickled Python objects, which are not loaded",
+                    file=file, key=key, fix="store numbers as numeric arrays and names as "
+                    "a unicode array: np.array(names, dtype=str)"))
+    if problems:
+        return None, problems
+    notes: list[str] = []
+    labels, found = _vector(stored["labels"], file, "labels")
+    problems += found
+    if labels is None:
+        return None, problems
+    problems += index_problems(labels, base=0, file=file, key="labels", what="class ids")
+    n_images = len(labels)
+    features, found, note = orient(stored["features"], count=n_images, count_axis=0,
+                                   file=file, key="features")
+    problems += found
+    notes += [note] if note else []
+    names = None
+    if "class_names" in stored:
+        names = _names(stored["class_names"], file, "class_names", problems)
+    semantic_matrix, note = _orient_semantics(np.asarray(stored["semantics"]), names, labels,
+                                              file, problems, count_axis=0, key="semantics",
+                                              label_base=0)
+    notes += [note] if note else []
+    splits: dict[str, np.ndarray] = {}
+    for split, key in NPZ_SPLIT_KEYS.items():
+        if key in stored:
+            values, found = _vector(stored[key], file, key)
+            problems += found
+            if values is not None:
+                problems += index_problems(values, base=0, upper=n_images, file=file, key=key)
+                splits[split] = values.astype(np.int64)
+    if problems or features is None or semantic_matrix is None:
+        return None, problems
+    stored_name = str(stored["name"]) if "name" in stored else None
+    source: dict[str, Any] = {"layout": "npz", "files": [file_record(path, "dataset")],
+                              "notes": notes}
+    if "source" in stored:
+        try:
+            source["converted_from"] = json.loads(str(stored["source"]))
+        except json.JSONDecodeError:
+            notes.append("field 'source' is not JSON: ignored")
+    data = GZSLData(
+        name=name or stored_name or path.stem,
+        features=np.ascontiguousarray(features, dtype=np.float32),
+        labels=labels.astype(np.int64),
+        semantics=np.ascontiguousarray(semantic_matrix, dtype=np.float32),
+        class_names=tuple(names) if names else _generated_names(semantic_matrix.shape[0]),
+        splits=splits, source=source,
+        synthetic=bool(stored["synthetic"]) if "synthetic" in stored else False)
+    origin = {field: (file, field) for field in ("features", "labels", "semantics",
+                                                 "class_names")}
+    origin.update({split: (file, key) for split, key in NPZ_SPLIT_KEYS.items()})
+    return data, validate(data, origin)
+
+
+def _vector(values: Any, file: str, key: str) -> tuple[np.ndarray | None, list[Problem]]:
+    """A stored N, N x 1 or 1 x N array as a flat vector; anything else is a problem."""
+    array = np.asarray(values)
+    if array.ndim <= 1 or (array.ndim == 2 and 1 in array.shape):
+        return array.ravel(), []
+    return None, [Problem(f"'{key}' must be a vector, found shape {array.shape}", file=file,
+                          key=key, fix="store it as an N x 1 (MATLAB) or flat array")]
+
+
+def _names(value: Any, file: str, key: str, problems: list[Problem]) -> list[str] | None:
+    if value is None:
+        return None
+    try:
+        return mat_strings(value)
+    except ValueError:
+        problems.append(Problem(f"'{key}' must hold strings (class names)", file=file,
+                                key=key, fix="store the names as a cell array of strings "
+                                "(MATLAB) or np.array(names, dtype=str)"))
+        return None
+
+
+def _orient_semantics(matrix: np.ndarray, names: list[str] | None, labels: np.ndarray,
+                      file: str, problems: list[Problem], *, count_axis: int, key: str,
+                      label_base: int) -> tuple[np.ndarray | None, str | None]:
+    """The class semantic matrix as C x A.
+
+    With class names the class count is known and a transposed matrix is recognised
+    (ambiguous if square). Without names the stored orientation is trusted unless only
+    the transpose has a row for every label.
+    """
+    if names is not None:
+        oriented, found, note = orient(matrix, count=len(names), count_axis=count_axis,
+                                       file=file, key=key, what="classes")
+        problems += found
+        return oriented, note
+    if matrix.ndim != 2:
+        problems.append(Problem(f"'{key}' must be a 2-D matrix, found shape {matrix.shape}",
+                                file=file, key=key, fix="one semantic vector per class"))
+        return None, None
+    oriented = matrix if count_axis == 0 else matrix.T
+    needed = int(labels.max()) - label_base + 1 if labels.size else 0
+    if oriented.shape[0] < needed <= oriented.shape[1]:
+        return oriented.T, (f"{Path(file).name} '{key}' is stored transposed "
+                            f"({matrix.shape[0]} x {matrix.shape[1]}): transposed on load")
+    return oriented, None
+
+
+def _generated_names(n_classes: int) -> tuple[str, ...]:
+    return tuple(f"class_{i}" for i in range(n_classes))
