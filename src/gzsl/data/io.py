@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from collections.abc import Iterable
 from functools import lru_cache
 from pathlib import Path
@@ -26,6 +24,7 @@ import scipy.io
 
 from gzsl.data.dataset import GZSLData
 from gzsl.data.errors import DataError
+from gzsl.utils import atomic_write
 
 #: Keys of the ``.npz`` layout, in the order they are written.
 NPZ_REQUIRED = ("features", "labels", "semantics", "trainval_loc", "test_seen_loc",
@@ -176,14 +175,4 @@ def save_npz(data: GZSLData, path: str | Path) -> Path:
     for split in ("train", "val"):
         if split in data.splits:
             fields[f"{split}_loc"] = np.asarray(data.splits[split], dtype=np.int64)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp",
-                                             dir=path.parent)
-    try:
-        with os.fdopen(descriptor, "wb") as handle:
-            np.savez(handle, **fields)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write(path, lambda handle: np.savez(handle, **fields))

@@ -92,6 +92,7 @@ class Evaluation:
         kept: the (epoch, gamma) whose per-class accuracies and classifier are kept.
         per_class_seen / per_class_unseen: class name -> accuracy at ``kept``.
         classifier_state: the GZSL classifier at ``kept`` (CPU tensors).
+        predictions: ``{"test_seen", "test_unseen"}`` -> predicted global ids at ``kept``.
         zsl_epoch: epoch whose T1 is reported (last, or best when ``keep="best"``).
     """
 
@@ -102,6 +103,7 @@ class Evaluation:
     per_class_seen: dict[str, float] = field(default_factory=dict)
     per_class_unseen: dict[str, float] = field(default_factory=dict)
     classifier_state: dict[str, Any] = field(default_factory=dict)
+    predictions: dict[str, Tensor] = field(default_factory=dict)
     zsl_epoch: int = 0
 
     def best(self) -> EpochScore:
@@ -176,6 +178,8 @@ def evaluate_generator(model: Generator, task: TaskTensors, *, n_synthetic: int,
                 result.kept = entry
                 best_state["state"] = classifier.state_dict()
                 best_state["seen"], best_state["unseen"] = seen_accuracy, unseen_accuracy
+                result.predictions = {"test_seen": seen_scores[g].cpu(),
+                                      "test_unseen": unseen_scores[g].cpu()}
 
     epochs = target_epoch if keep == "last" else settings.epochs
     gzsl_settings = SoftmaxSettings(settings.lr, settings.beta1, settings.batch_size, epochs)

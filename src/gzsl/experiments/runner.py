@@ -20,8 +20,6 @@ import dataclasses
 import io
 import json
 import math
-import os
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -48,6 +46,7 @@ from gzsl.methods.base import (
     atomic_torch_save,
     get_method,
 )
+from gzsl.utils import atomic_write
 
 Log = Callable[[str], None]
 
@@ -119,9 +118,10 @@ class Experiment:
     """
 
     def __init__(self, config: ExperimentConfig, data: GZSLData,
-                 log: Log | None = None) -> None:
+                 log: Log | None = None, root: str | Path | None = None) -> None:
         self.config = config
         self.data = data
+        self.root = None if root is None else str(Path(root).resolve())
         self.log = log or (lambda message: None)
         self.device = resolve_device(config.device)
         self.method_cls = get_method(config.method)
@@ -318,16 +318,8 @@ def _cpu_copy(value: Any) -> Any:
 
 
 def write_text_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to a temporary file beside ``path`` and rename it over ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    """Write ``text`` to ``path`` atomically (see :func:`gzsl.utils.atomic_write`)."""
+    atomic_write(path, lambda handle: handle.write(text.encode()))
 
 
 def write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
@@ -340,6 +332,13 @@ def write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
     writer.writeheader()
     writer.writerows(rows)
     write_text_atomic(path, buffer.getvalue())
+
+
+def write_npz(path: Path, **arrays: Any) -> None:
+    """``numpy.savez`` of ``arrays`` to ``path``, atomically."""
+    import numpy as np
+
+    atomic_write(path, lambda handle: np.savez(handle, **arrays))
 
 
 def write_json(path: Path, value: Any) -> None:
@@ -370,7 +369,7 @@ def write_run_dir(out: Path, experiment: Experiment, result: RunResult, model: G
     write_json(out / "config.json", config.to_dict())
     write_json(out / "metadata.json", {
         "environment": environment(), "seed": config.seed, "device": str(experiment.device),
-        "selection": config.selection, "data": experiment.data.source,
+        "selection": config.selection, "root": experiment.root, "data": experiment.data.source,
         "data_summary": experiment.data.summary(), "synthetic_data": experiment.data.synthetic,
         "preprocessing": experiment.preprocessor.describe(), "seconds": result.seconds,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -382,6 +381,14 @@ def write_run_dir(out: Path, experiment: Experiment, result: RunResult, model: G
     if epochs:
         write_csv(out / "classifier_epochs.csv", epochs)
     model.save(out / "generator.pt")
+    final_task = experiment.phases[-1].task
+    write_npz(out / "predictions.npz",
+              test_seen_labels=final_task.test_seen_labels.cpu().numpy(),
+              test_seen_predictions=evaluation.predictions["test_seen"].numpy(),
+              test_unseen_labels=final_task.test_unseen_labels.cpu().numpy(),
+              test_unseen_predictions=evaluation.predictions["test_unseen"].numpy(),
+              seen_classes=final_task.seen_classes.cpu().numpy(),
+              unseen_classes=final_task.unseen_classes.cpu().numpy())
     prep = experiment.preprocessor
     atomic_torch_save({
         "classifier": evaluation.classifier_state,
@@ -403,7 +410,7 @@ def run_experiment(config: ExperimentConfig, *, root: str | Path | None = None,
 
         data = load_dataset(config.dataset, root, layout=config.data.layout,
                             semantics=config.data.semantics)
-    experiment = Experiment(config, data, log)
+    experiment = Experiment(config, data, log, root=root)
     result, model, evaluation = experiment.run()
     if out is not None:
         write_run_dir(Path(out), experiment, result, model, evaluation)
