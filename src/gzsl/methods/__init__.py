@@ -10,10 +10,12 @@ from gzsl.methods.base import (
     register,
 )
 from gzsl.methods.gaussian import GaussianBaseline
+from gzsl.methods.gsmflow import GSMFlow
 
 __all__ = [
     "Checkpoint",
     "CheckpointSchedule",
+    "GSMFlow",
     "GaussianBaseline",
     "Generator",
     "SeenData",
