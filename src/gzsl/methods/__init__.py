@@ -11,6 +11,7 @@ from gzsl.methods.base import (
 )
 from gzsl.methods.gaussian import GaussianBaseline
 from gzsl.methods.gsmflow import GSMFlow
+from gzsl.methods.vaecflow import VAECFlow
 
 __all__ = [
     "Checkpoint",
@@ -19,6 +20,7 @@ __all__ = [
     "GaussianBaseline",
     "Generator",
     "SeenData",
+    "VAECFlow",
     "available_methods",
     "get_method",
     "register",

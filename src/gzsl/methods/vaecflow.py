@@ -1,0 +1,344 @@
+"""VAE-cFlow: a generative flow over visual features whose prior is a VAE on the semantics.
+
+Gu et al., "VAE-Conditioned Generative Flow for Generalized Zero-Shot Learning"
+(``papers/vae-cflow.txt``). An unconditional flow ``z_f = f(x)`` (:mod:`gzsl.nn.additive`:
+ActNorm, fixed channel shuffle, additive coupling, ``K = 4`` steps) maps a feature to a
+latent of the same dimension. The latent's prior is conditional on the class semantics
+``a``: a VAE encoder gives ``mu(a)`` and ``sigma(a)``, and
+``p(z_f | a) = N(z_f; mu(a), sigma^2(a) I)`` (Sec. 3.2). Training minimises (Eq. 10)
+
+    L = L_flow + L_rec + L_reg^flow + L_cls
+
+* ``L_flow`` (Eq. 1-2): ``-log p(x | a) = -log N(f(x); mu(a), sigma^2(a)) - log|det df/dx|``.
+* ``L_rec``: L1 error of decoding ``z_v = mu(a) + sigma(a) * e`` (``e ~ N(0, I)``, one
+  draw per dimension) back to ``a`` (Eq. 6, Algorithm 1 lines 5-7).
+* ``L_reg^flow`` (Eq. 8): the unit-variance half of the VAE's KL term,
+  ``sum_d (sigma_d^2 - log sigma_d^2 - 1)``, without the zero-mean half.
+* ``L_cls`` (Eq. 9): cross-entropy of a linear seen-class classifier on the latent.
+
+Every term is a per-image quantity summed over its dimensions as the paper writes it, and
+averaged over the batch. Synthesis (Eq. 11) draws ``z ~ N(mu(a), T sigma^2(a) I)`` and
+returns ``x = f^-1(z)``. See ``docs/methods/vaecflow.md`` for where this follows the paper
+rather than the authors' code.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from tqdm import tqdm
+
+from gzsl.data.errors import GZSLError
+from gzsl.methods.base import (
+    Checkpoint,
+    CheckpointSchedule,
+    Generator,
+    SeenData,
+    register,
+    seeded_init,
+)
+from gzsl.nn.additive import AdditiveFlow
+
+LOSS_NAMES: tuple[str, ...] = ("flow_nll", "reconstruction", "unit_variance", "classification",
+                               "total")
+CLASSIFICATION_LATENTS: tuple[str, ...] = ("flow", "vae")
+_HALF_LOG_TWO_PI = 0.5 * math.log(2 * math.pi)
+
+
+def _stderr_is_tty() -> bool:
+    return sys.stderr.isatty()
+
+
+@dataclass(frozen=True)
+class VAECFlowConfig:
+    """Settings of VAE-cFlow; defaults are the paper's (Sec. 4.1, Sec. 7, Table 4 for AWA).
+
+    Attributes:
+        iterations: optimiser steps (Table 4: AWA1/AWA2 5K, CUB 25K, SUN 28K).
+        batch_size: images per step (Table 4: 64).
+        learning_rate: Adam learning rate (Sec. 4.1: 1e-4; default betas).
+        flow_steps: number ``K`` of [ActNorm, shuffle, additive coupling] steps (Sec. 4.1: 4).
+        coupling_hidden: hidden width of each coupling's translation network (the paper
+            does not say; the authors' code uses 512).
+        encoder_hidden: the VAE encoder's two hidden widths (Sec. 4.1: 1024 and 2048).
+        decoder_hidden: the VAE decoder's hidden width (Sec. 4.1: 512).
+        flow_weight, reconstruction_weight, variance_weight, classification_weight: weights
+            of ``L_flow``, ``L_rec``, ``L_reg^flow`` and ``L_cls`` in Eq. 10 (all 1).
+        classification_latent: which latent ``L_cls`` classifies: ``"flow"`` (``z_f = f(x)``,
+            as Algorithm 1 line 11 and Sec. 4.3 say) or ``"vae"`` (the reparameterised
+            ``z_v``, as the sentence before Eq. 9 says).
+        temperature: ``T`` of Eq. 11, the factor on the prior variance at synthesis (the
+            paper's best for GZSL is 1.1, Sec. 4.3).
+        dequantisation_noise: standard deviation of Gaussian noise added to each training
+            feature (0: none, as the paper; the authors' code has 0.01 commented out). Sparse
+            features with many exact zeros are point masses a flow can squeeze without
+            bound; a little noise keeps the likelihood finite.
+        initialisation_size: images in the batch that initialises every ActNorm (ours: a
+            larger batch than the 64 the authors' first batch had, for steadier statistics).
+        synthesis_chunk: latents inverted through the flow at once when sampling.
+        progress: show a progress bar while training (default: when stderr is a terminal).
+    """
+
+    iterations: int = 5000
+    batch_size: int = 64
+    learning_rate: float = 1e-4
+    flow_steps: int = 4
+    coupling_hidden: int = 512
+    encoder_hidden: tuple[int, int] = (1024, 2048)
+    decoder_hidden: int = 512
+    flow_weight: float = 1.0
+    reconstruction_weight: float = 1.0
+    variance_weight: float = 1.0
+    classification_weight: float = 1.0
+    classification_latent: str = "flow"
+    temperature: float = 1.1
+    dequantisation_noise: float = 0.0
+    initialisation_size: int = 1024
+    synthesis_chunk: int = 8192
+    progress: bool = field(default_factory=_stderr_is_tty)
+
+    def __post_init__(self) -> None:
+        if self.classification_latent not in CLASSIFICATION_LATENTS:
+            raise GZSLError(f"unknown classification_latent {self.classification_latent!r}; "
+                            f"choose one of {', '.join(CLASSIFICATION_LATENTS)}")
+        if len(self.encoder_hidden) != 2:
+            raise GZSLError(f"encoder_hidden needs two widths (paper: [1024, 2048]), "
+                            f"got {list(self.encoder_hidden)}")
+        positive = ("iterations", "batch_size", "flow_steps", "coupling_hidden",
+                    "decoder_hidden", "initialisation_size", "synthesis_chunk")
+        bad = [name for name in positive if getattr(self, name) < 1]
+        if bad or min(self.encoder_hidden) < 1 or self.learning_rate <= 0:
+            raise GZSLError(f"VAE-cFlow settings must be positive: {', '.join(bad) or 'sizes'}")
+        if self.temperature < 0 or self.dequantisation_noise < 0:
+            raise GZSLError("temperature and dequantisation_noise must be >= 0, got "
+                            f"{self.temperature} and {self.dequantisation_noise}")
+
+
+class SemanticVAE(nn.Module):
+    """The VAE on semantic vectors whose encoder is the flow's conditional prior (Sec. 3.3).
+
+    Encoder ``a -> hidden_1 -> hidden_2 -> (mu, log_sigma)`` with heads of the latent
+    (= feature) dimension; decoder ``z_v -> decoder_hidden -> a``. ReLU activations.
+    """
+
+    def __init__(self, semantic_dim: int, latent_dim: int, encoder_hidden: tuple[int, int],
+                 decoder_hidden: int) -> None:
+        super().__init__()
+        first, second = encoder_hidden
+        self.encoder = nn.Sequential(nn.Linear(semantic_dim, first), nn.ReLU(),
+                                     nn.Linear(first, second), nn.ReLU())
+        self.mean_head = nn.Linear(second, latent_dim)
+        self.log_sigma_head = nn.Linear(second, latent_dim)
+        self.decoder = nn.Sequential(nn.Linear(latent_dim, decoder_hidden), nn.ReLU(),
+                                     nn.Linear(decoder_hidden, semantic_dim))
+
+    def encode(self, semantics: Tensor) -> tuple[Tensor, Tensor]:
+        """``(mu(a), log sigma(a))``, the prior's mean and log standard deviation."""
+        hidden = self.encoder(semantics)
+        return self.mean_head(hidden), self.log_sigma_head(hidden)
+
+    def decode(self, latent: Tensor) -> Tensor:
+        return self.decoder(latent)
+
+
+def reparameterise(mean: Tensor, log_sigma: Tensor, generator: torch.Generator | None) -> Tensor:
+    """``mean + exp(log_sigma) * e`` with ``e ~ N(0, I)`` drawn independently per dimension."""
+    noise = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
+    return mean + log_sigma.exp() * noise
+
+
+def gaussian_log_density(z: Tensor, mean: Tensor, log_sigma: Tensor) -> Tensor:
+    """``log N(z; mean, diag(exp(log_sigma))^2)`` summed over dimensions; shape ``(N,)``."""
+    standardised = (z - mean) * (-log_sigma).exp()
+    return (-0.5 * standardised ** 2 - log_sigma - _HALF_LOG_TWO_PI).sum(dim=1)
+
+
+def vaecflow_losses(flow: AdditiveFlow, vae: SemanticVAE, classifier: nn.Linear,
+                    features: Tensor, semantics: Tensor, targets: Tensor,
+                    config: VAECFlowConfig, generator: torch.Generator | None) -> dict[str, Tensor]:
+    """The terms of Eq. 10 for one batch, each a per-image quantity averaged over the batch.
+
+    Args:
+        features: ``(B, D)`` visual features ``x``.
+        semantics: ``(B, A)`` the semantic vector ``a`` of each image's class.
+        targets: ``(B,)`` each image's index among the seen classes (for ``L_cls``).
+    """
+    latent, log_det = flow(features)
+    mean, log_sigma = vae.encode(semantics)
+    flow_nll = -(gaussian_log_density(latent, mean, log_sigma) + log_det).mean()
+    vae_latent = reparameterise(mean, log_sigma, generator)
+    reconstruction = (vae.decode(vae_latent) - semantics).abs().sum(dim=1).mean()
+    unit_variance = ((2 * log_sigma).exp() - 2 * log_sigma - 1).sum(dim=1).mean()
+    classified = latent if config.classification_latent == "flow" else vae_latent
+    classification = F.cross_entropy(classifier(classified), targets)
+    total = (config.flow_weight * flow_nll + config.reconstruction_weight * reconstruction
+             + config.variance_weight * unit_variance
+             + config.classification_weight * classification)
+    return {"flow_nll": flow_nll, "reconstruction": reconstruction,
+            "unit_variance": unit_variance, "classification": classification, "total": total}
+
+
+def _generator_on(device: torch.device, generator: torch.Generator) -> torch.Generator:
+    """``generator`` if it lives on ``device``, else a generator there seeded from it."""
+    if generator.device.type == device.type:
+        return generator
+    seed = int(torch.randint(0, 2**62, (1,), generator=generator, device=generator.device))
+    return torch.Generator(device=device).manual_seed(seed)
+
+
+@register
+class VAECFlow(Generator):
+    """VAE-conditioned generative flow: ``x = f^-1(z)``, ``z ~ N(mu(a), T sigma^2(a))``."""
+
+    name = "vaecflow"
+    Config = VAECFlowConfig
+
+    def fit(self, data: SeenData, *, generator: torch.Generator,
+            schedule: CheckpointSchedule | None = None) -> VAECFlow:
+        """Train flow, VAE and latent classifier jointly on seen classes (Algorithm 1)."""
+        config = self.config
+        device = data.device
+        generator = _generator_on(device, generator)
+        n_train = len(data.features)
+        shuffle_seed = int(torch.randint(0, 2**31 - 1, (1,), generator=generator,
+                                         device=generator.device))
+        self._build(data.feature_dim, data.semantic_dim, len(data.seen_classes), shuffle_seed,
+                    generator=generator)
+        self._to(device)
+        targets = torch.searchsorted(data.seen_classes, data.labels)
+
+        initialising = torch.randperm(n_train, generator=generator, device=device)
+        self.flow_.initialise(data.features[initialising[: config.initialisation_size]])
+
+        parameters = [*self.flow_.parameters(), *self.vae_.parameters(),
+                      *self.classifier_.parameters()]
+        optimizer = torch.optim.Adam(parameters, lr=config.learning_rate, foreach=True)
+        batch_size = min(config.batch_size, n_train)
+        total = self.total_iterations(n_train)
+        callback = schedule.callback if schedule is not None else None
+        self.history_: list[Checkpoint] = []
+        loss_sums = torch.zeros(len(LOSS_NAMES), device=device)
+        steps_since_checkpoint = 0
+        order = initialising
+        cursor = 0
+        with tqdm(total=total, disable=not config.progress, desc="vaecflow") as bar:
+            for iteration in range(1, total + 1):
+                if cursor + batch_size > n_train:
+                    order = torch.randperm(n_train, generator=generator, device=device)
+                    cursor = 0
+                batch = order[cursor: cursor + batch_size]
+                cursor += batch_size
+                features = data.features[batch]
+                if config.dequantisation_noise > 0:
+                    features = features + config.dequantisation_noise * torch.randn(
+                        features.shape, generator=generator, device=device)
+                losses = vaecflow_losses(
+                    self.flow_, self.vae_, self.classifier_, features,
+                    data.class_semantics[data.labels[batch]], targets[batch], config, generator)
+                optimizer.zero_grad(set_to_none=True)
+                losses["total"].backward()
+                optimizer.step()
+                loss_sums += torch.stack([losses[name].detach() for name in LOSS_NAMES])
+                steps_since_checkpoint += 1
+                bar.update(1)
+                at_checkpoint = schedule is not None and schedule.due(iteration)
+                if callback is not None and (at_checkpoint or iteration == total):
+                    means = (loss_sums / steps_since_checkpoint).tolist()
+                    checkpoint = Checkpoint(iteration=iteration,
+                                            epoch=iteration * batch_size / n_train,
+                                            losses=dict(zip(LOSS_NAMES, means, strict=True)))
+                    self.history_.append(checkpoint)
+                    loss_sums.zero_()
+                    steps_since_checkpoint = 0
+                    if callback(checkpoint):
+                        break
+        return self
+
+    def total_iterations(self, n_train: int) -> int:
+        return self.config.iterations
+
+    @torch.no_grad()
+    def sample(self, semantics: Tensor, n_per_class: int, *,
+               generator: torch.Generator | None = None,
+               temperature: float | None = None) -> Tensor:
+        """Features for each row of ``semantics`` (class-major): ``f^-1(z)``, Eq. 11.
+
+        ``z = mu(a) + sqrt(T) * sigma(a) * e`` so that ``z ~ N(mu(a), T sigma^2(a) I)``;
+        ``temperature`` overrides the configured ``T``.
+        """
+        temperature = self.config.temperature if temperature is None else temperature
+        if temperature < 0:
+            raise GZSLError(f"temperature must be >= 0, got {temperature}")
+        device = self.device
+        if generator is not None:
+            generator = _generator_on(device, generator)
+        semantics = semantics.to(device=device, dtype=torch.float32)
+        mean, log_sigma = self.vae_.encode(semantics)
+        std = log_sigma.exp() * math.sqrt(temperature)
+        total = len(semantics) * n_per_class
+        features = torch.empty(total, self.feature_dim_, device=device)
+        for start in range(0, total, self.config.synthesis_chunk):
+            stop = min(start + self.config.synthesis_chunk, total)
+            rows = torch.arange(start, stop, device=device) // n_per_class
+            noise = torch.randn(stop - start, self.feature_dim_, generator=generator,
+                                device=device)
+            features[start:stop] = self.flow_.inverse(mean[rows] + std[rows] * noise)
+        return features
+
+    @torch.no_grad()
+    def prior(self, semantics: Tensor) -> tuple[Tensor, Tensor]:
+        """``(mu(a), sigma(a))`` of the flow latent's conditional prior for each row."""
+        mean, log_sigma = self.vae_.encode(semantics.to(device=self.device, dtype=torch.float32))
+        return mean, log_sigma.exp()
+
+    @property
+    def device(self) -> torch.device:
+        return self.classifier_.weight.device
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "feature_dim": self.feature_dim_, "semantic_dim": self.semantic_dim_,
+            "n_seen": self.n_seen_, "shuffle_seed": self.shuffle_seed_,
+            "flow": self.flow_.state_dict(), "vae": self.vae_.state_dict(),
+            "classifier": self.classifier_.state_dict(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any],
+                        device: torch.device | str = "cpu") -> VAECFlow:
+        with torch.random.fork_rng(devices=[]):
+            self._build(int(state["feature_dim"]), int(state["semantic_dim"]),
+                        int(state["n_seen"]), int(state["shuffle_seed"]), generator=None)
+        self.flow_.load_state_dict(state["flow"])
+        self.vae_.load_state_dict(state["vae"])
+        self.classifier_.load_state_dict(state["classifier"])
+        self._to(torch.device(device))
+        return self
+
+    def _build(self, feature_dim: int, semantic_dim: int, n_seen: int, shuffle_seed: int, *,
+               generator: torch.Generator | None) -> None:
+        config = self.config
+        self.feature_dim_, self.semantic_dim_ = feature_dim, semantic_dim
+        self.n_seen_, self.shuffle_seed_ = n_seen, shuffle_seed
+
+        def build() -> None:
+            self.flow_ = AdditiveFlow(feature_dim, config.flow_steps, config.coupling_hidden,
+                                      seed=shuffle_seed)
+            self.vae_ = SemanticVAE(semantic_dim, feature_dim, tuple(config.encoder_hidden),
+                                    config.decoder_hidden)
+            self.classifier_ = nn.Linear(feature_dim, n_seen)
+
+        if generator is None:
+            build()
+        else:
+            with seeded_init(generator):
+                build()
+
+    def _to(self, device: torch.device) -> None:
+        for module in (self.flow_, self.vae_, self.classifier_):
+            module.to(device)

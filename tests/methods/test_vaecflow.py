@@ -1,0 +1,242 @@
+"""VAE-cFlow: losses of Eq. 8-10 against independent oracles, training, sampling (Eq. 11),
+determinism, checkpoints, save/load and the presets."""
+
+from __future__ import annotations
+
+import math
+import tomllib
+from pathlib import Path
+
+import pytest
+import torch
+from torch.autograd.functional import jacobian
+from torch.distributions import Normal, kl_divergence
+
+from gzsl.data.errors import GZSLError
+from gzsl.methods.base import CheckpointSchedule, Generator, SeenData, get_method
+from gzsl.methods.vaecflow import (
+    SemanticVAE,
+    VAECFlow,
+    VAECFlowConfig,
+    reparameterise,
+    vaecflow_losses,
+)
+from gzsl.nn.additive import AdditiveFlow
+
+TINY = dict(encoder_hidden=(16, 16), decoder_hidden=8, coupling_hidden=8, batch_size=32,
+            initialisation_size=180, progress=False)
+PRESETS = Path(__file__).resolve().parents[2] / "src/gzsl/experiments/presets/vaecflow"
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny models on a shared 2-core machine: a second intra-op thread only adds waiting
+    (over 10x slower under load). Restored after this module."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _fit(data: SeenData, seed: int = 0, iterations: int = 150, schedule=None, **overrides):
+    model = VAECFlow(**{**TINY, "iterations": iterations, **overrides})
+    return model.fit(data, generator=torch.Generator().manual_seed(seed), schedule=schedule)
+
+
+def _collect(every: int, stop_at: int | None = None):
+    seen = []
+
+    def callback(checkpoint):
+        seen.append(checkpoint)
+        return stop_at is not None and checkpoint.iteration >= stop_at
+
+    return seen, CheckpointSchedule(every=every, callback=callback)
+
+
+def test_registered_under_its_name() -> None:
+    assert get_method("vaecflow") is VAECFlow
+
+
+def test_reparameterisation_draws_noise_per_dimension_with_std_exp_log_sigma() -> None:
+    g = torch.Generator().manual_seed(0)
+    mean = torch.zeros(4000, 16)
+    draws = reparameterise(mean, torch.full_like(mean, math.log(2.0)), g)
+    # One scalar of noise per sample (the authors' code) makes every row constant.
+    assert draws.std(dim=1).min() > 0.5
+    torch.testing.assert_close(draws.var(dim=0).mean(), torch.tensor(4.0), rtol=0.05, atol=0)
+    assert draws.mean().abs() < 0.05
+
+
+def test_losses_match_independent_oracles() -> None:
+    torch.manual_seed(0)
+    dim, sem_dim, n = 4, 3, 5
+    config = VAECFlowConfig(**TINY)
+    flow = AdditiveFlow(dim, steps=2, hidden=5, seed=1).double()
+    flow.initialise(torch.rand(32, dim, dtype=torch.float64))
+    with torch.no_grad():
+        for parameter in flow.parameters():
+            parameter.add_(0.3 * torch.randn_like(parameter))
+    vae = SemanticVAE(sem_dim, dim, (6, 6), 5).double()
+    classifier = torch.nn.Linear(dim, 3).double()
+    x = torch.rand(n, dim, dtype=torch.float64)
+    a = torch.rand(n, sem_dim, dtype=torch.float64)
+    y = torch.tensor([0, 1, 2, 1, 0])
+    losses = vaecflow_losses(flow, vae, classifier, x, a, y, config,
+                             torch.Generator().manual_seed(3))
+
+    mean, log_sigma = vae.encode(a)
+    z, _ = flow(x)
+    log_dets = torch.stack([torch.linalg.slogdet(jacobian(
+        lambda v: flow(v.unsqueeze(0))[0].squeeze(0), x[i])).logabsdet for i in range(n)])
+    nll = -(Normal(mean, log_sigma.exp()).log_prob(z).sum(1) + log_dets).mean()
+    torch.testing.assert_close(losses["flow_nll"], nll)
+    # Eq. 8 is twice the KL between N(mu, sigma^2) and N(mu, 1): no mean term.
+    unit = 2 * kl_divergence(Normal(mean, log_sigma.exp()), Normal(mean, 1.0)).sum(1).mean()
+    torch.testing.assert_close(losses["unit_variance"], unit)
+    noise = torch.randn(mean.shape, generator=torch.Generator().manual_seed(3),
+                        dtype=torch.float64)
+    decoded = vae.decode(mean + log_sigma.exp() * noise)
+    torch.testing.assert_close(losses["reconstruction"], (decoded - a).abs().sum(1).mean())
+    log_probs = torch.log_softmax(classifier(z), dim=1)
+    torch.testing.assert_close(losses["classification"], -log_probs[torch.arange(n), y].mean())
+    torch.testing.assert_close(losses["total"], nll + unit + losses["reconstruction"]
+                               + losses["classification"])
+
+
+@pytest.mark.parametrize("latent", ["flow", "vae"])
+def test_classification_latent_decides_which_modules_the_classifier_trains(latent: str) -> None:
+    torch.manual_seed(0)
+    config = VAECFlowConfig(**TINY, classification_latent=latent)
+    flow = AdditiveFlow(4, steps=1, hidden=5, seed=0)
+    flow.initialise(torch.rand(32, 4))
+    vae = SemanticVAE(3, 4, (6, 6), 5)
+    losses = vaecflow_losses(flow, vae, torch.nn.Linear(4, 2), torch.rand(8, 4),
+                             torch.rand(8, 3), torch.randint(0, 2, (8,)), config, None)
+    losses["classification"].backward()
+    flow_grad = sum(p.grad.abs().sum() for p in flow.parameters() if p.grad is not None)
+    vae_grad = vae.mean_head.weight.grad
+    if latent == "flow":
+        assert flow_grad > 0 and vae_grad is None
+    else:
+        assert flow_grad == 0 and vae_grad.abs().sum() > 0
+
+
+def test_training_decreases_the_loss(tiny_seen_data: SeenData) -> None:
+    checkpoints, schedule = _collect(every=50)
+    _fit(tiny_seen_data, iterations=300, schedule=schedule)
+    first, last = checkpoints[0].losses, checkpoints[-1].losses
+    assert last["total"] < first["total"] - 1.0
+    assert last["flow_nll"] < first["flow_nll"]
+    assert set(first) == {"flow_nll", "reconstruction", "unit_variance", "classification",
+                          "total"}
+
+
+def test_checkpoints_follow_the_schedule_and_stop_on_request(tiny_seen_data: SeenData) -> None:
+    model = VAECFlow(**TINY, iterations=25)
+    assert model.total_iterations(180) == 25
+    checkpoints, schedule = _collect(every=10)
+    _fit(tiny_seen_data, iterations=25, schedule=schedule)
+    assert [c.iteration for c in checkpoints] == [10, 20, 25]
+    assert checkpoints[-1].epoch == pytest.approx(25 * 32 / 180)
+    late = CheckpointSchedule(every=10, after=20, callback=checkpoints.append)
+    checkpoints.clear()
+    _fit(tiny_seen_data, iterations=25, schedule=late)
+    assert [c.iteration for c in checkpoints] == [20, 25]
+    stopped, schedule = _collect(every=10, stop_at=10)
+    model = _fit(tiny_seen_data, iterations=25, schedule=schedule)
+    assert [c.iteration for c in stopped] == [10]
+    assert [c.iteration for c in model.history_] == [10]
+
+
+def test_samples_shape_dtype_device_and_class_major_order(tiny_seen_data: SeenData) -> None:
+    model = _fit(tiny_seen_data, iterations=20, synthesis_chunk=7)
+    unseen = tiny_seen_data.class_semantics[6:]
+    samples = model.sample(unseen, 20, generator=torch.Generator().manual_seed(0))
+    assert samples.shape == (40, 8) and samples.dtype == torch.float32
+    assert samples.device == tiny_seen_data.device and torch.isfinite(samples).all()
+    # At T = 0 every sample of class k is f^-1(mu(a_k)): rows come in class-major blocks.
+    centres = model.sample(unseen, 20, temperature=0.0)
+    mean, _ = model.prior(unseen)
+    expected = model.flow_.inverse(mean).repeat_interleave(20, dim=0)
+    torch.testing.assert_close(centres, expected)
+    assert (centres[0] - centres[20]).abs().max() > 1e-3
+
+
+def test_same_seed_same_model_and_samples(tiny_seen_data: SeenData) -> None:
+    semantics = tiny_seen_data.class_semantics[6:]
+
+    def run(seed: int) -> torch.Tensor:
+        return _fit(tiny_seen_data, seed=seed, iterations=20).sample(
+            semantics, 10, generator=torch.Generator().manual_seed(5))
+
+    assert torch.equal(run(0), run(0))
+    assert not torch.equal(run(0), run(1))
+
+
+def test_save_load_round_trip(tiny_seen_data: SeenData, tmp_path: Path) -> None:
+    model = _fit(tiny_seen_data, iterations=20)
+    path = tmp_path / "vaecflow.pt"
+    model.save(path)
+    rng_state = torch.random.get_rng_state()
+    loaded = Generator.load(path)
+    assert torch.equal(torch.random.get_rng_state(), rng_state)
+    assert isinstance(loaded, VAECFlow) and loaded.flow_.is_initialised
+    semantics = tiny_seen_data.class_semantics[6:]
+    draw = lambda m: m.sample(semantics, 15, generator=torch.Generator().manual_seed(9))  # noqa: E731
+    assert torch.equal(draw(model), draw(loaded))
+    new_features = 3 * tiny_seen_data.features[:10]
+    with torch.no_grad():
+        assert torch.equal(model.flow_(new_features)[0], loaded.flow_(new_features)[0])
+
+
+def test_temperature_scales_the_latent_variance_as_eq_11(tiny_seen_data: SeenData) -> None:
+    model = _fit(tiny_seen_data, iterations=60)
+    semantics = tiny_seen_data.class_semantics[6:7]
+    _, sigma = model.prior(semantics)
+    ratios = {}
+    for temperature in (0.25, 1.0):
+        samples = model.sample(semantics, 6000, temperature=temperature,
+                               generator=torch.Generator().manual_seed(1))
+        with torch.no_grad():
+            latent, _ = model.flow_(samples)
+        ratios[temperature] = float((latent.var(dim=0) / sigma[0] ** 2).mean())
+    # Variance T * sigma^2 (Eq. 11); scaling the std by T instead would give 0.0625.
+    assert ratios[1.0] == pytest.approx(1.0, rel=0.05)
+    assert ratios[0.25] == pytest.approx(0.25, rel=0.05)
+
+
+def test_dequantisation_noise_is_added_to_training_features(tiny_seen_data: SeenData) -> None:
+    clean, schedule = _collect(every=20)
+    _fit(tiny_seen_data, iterations=20, schedule=schedule)
+    noisy, schedule = _collect(every=20)
+    _fit(tiny_seen_data, iterations=20, schedule=schedule, dequantisation_noise=0.5)
+    # Noise of std 0.5 on features in [0, 1] cannot be modelled as tightly as clean data.
+    assert noisy[0].losses["flow_nll"] > clean[0].losses["flow_nll"] + 2.0
+
+
+def test_invalid_settings_are_user_errors() -> None:
+    with pytest.raises(GZSLError, match="classification_latent"):
+        VAECFlowConfig(classification_latent="semantic")
+    with pytest.raises(GZSLError, match="temperature"):
+        VAECFlowConfig(temperature=-1.0)
+    with pytest.raises(GZSLError, match="dequantisation_noise"):
+        VAECFlowConfig(dequantisation_noise=-0.1)
+    with pytest.raises(GZSLError, match="encoder_hidden"):
+        VAECFlowConfig(encoder_hidden=(8,))
+
+
+@pytest.mark.parametrize("name", ["awa1", "awa2", "cub", "sun", "demo"])
+def test_presets_resolve_and_carry_consistent_published_numbers(name: str) -> None:
+    from gzsl.experiments.config import resolve
+
+    preset = tomllib.loads((PRESETS / f"{name}.toml").read_text())
+    resolved = resolve("vaecflow", preset["dataset"], preset=name)
+    config = resolved.method_config
+    assert isinstance(config, VAECFlowConfig) and preset["description"]
+    if name == "demo":
+        assert resolved.published == {} and "our settings" in preset["description"]
+        return
+    published = resolved.published
+    harmonic = 2 * published["U"] * published["S"] / (published["U"] + published["S"])
+    assert published["H"] == pytest.approx(harmonic, abs=0.06)
+    assert config.batch_size == 64 and config.learning_rate == 1e-4 and config.flow_steps == 4
