@@ -6,3 +6,12 @@ the standard GZSL protocol with an honest validation-based selection by default.
 """
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str):
+    """Lazy exports, so ``import gzsl`` stays cheap (no torch until needed)."""
+    if name == "load_run":
+        from gzsl.experiments.trained import load_run
+
+        return load_run
+    raise AttributeError(f"module 'gzsl' has no attribute {name!r}")

@@ -26,6 +26,9 @@ def _register_subcommands() -> None:
     from gzsl.cli import data as data_cli
     from gzsl.cli import run  # noqa: F401  (defines train, reproduce, ablate, list)
 
+    # isort: split
+    from gzsl.cli import results  # noqa: F401  (defines predict, plot, compare; listed after)
+
     app.add_typer(data_cli.app, name="data", help="Check and convert dataset files.")
 
 
@@ -42,11 +45,9 @@ def main() -> None:
     except typer.Abort:
         err_console.print("aborted")
         sys.exit(130)
-    except Exception as error:  # click usage errors carry their own exit code
-        import click
-
-        if isinstance(error, click.ClickException):
-            error.show()
-            sys.exit(error.exit_code)
-        raise
+    except typer.TyperException as error:  # usage errors, shown in click's own format
+        show = getattr(error, "show", None)
+        if show is not None:
+            show()
+        sys.exit(getattr(error, "exit_code", 2))
     sys.exit(code if isinstance(code, int) else 0)

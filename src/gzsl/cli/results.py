@@ -1,0 +1,189 @@
+"""``gzsl predict``, ``plot`` and ``compare``: use a trained run, draw it, compare runs."""
+
+from __future__ import annotations
+
+import collections
+import csv
+import io
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from gzsl.cli import app, console, err_console
+from gzsl.data.errors import GZSLError
+from gzsl.experiments.reproduce import METRICS
+
+RunDirArgument = Annotated[Path, typer.Argument(
+    help="A run directory written by `gzsl train` (holds results.json, classifier.pt, "
+    "generator.pt).", show_default=False)]
+
+
+def _log(message: str) -> None:
+    err_console.print(message, highlight=False, soft_wrap=True)
+
+
+def prediction_csv(names: list[list[str]], probabilities: list[list[float]]) -> str:
+    """CSV text: ``index, predicted, probability`` then ``top{i}_class, top{i}_probability``."""
+    k = len(names[0]) if names else 1
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["index", "predicted", "probability",
+                     *(f"top{i}_{what}" for i in range(1, k + 1)
+                       for what in ("class", "probability"))])
+    for index, (row_names, row_probabilities) in enumerate(zip(names, probabilities,
+                                                               strict=True)):
+        pairs = [value for pair in zip(row_names, row_probabilities, strict=True)
+                 for value in (pair[0], f"{pair[1]:.6g}")]
+        writer.writerow([index, row_names[0], f"{row_probabilities[0]:.6g}", *pairs])
+    return buffer.getvalue()
+
+
+@app.command()
+def predict(
+    run_dir: RunDirArgument,
+    features: Annotated[Path, typer.Argument(
+        help="Raw features, one row per image: .npy, .npz or .mat holding an (N, D) matrix "
+        "(D x N is accepted when unambiguous).", show_default=False)],
+    key: Annotated[str | None, typer.Option(
+        "--key", help="Array to read from a .npz / .mat file holding more than one.")] = None,
+    out: Annotated[Path | None, typer.Option(
+        "--out", help="CSV file to write (default: CSV on standard output).")] = None,
+    top: Annotated[int, typer.Option(
+        "--top", min=1, help="Also list the K most probable classes of each row.")] = 3,
+    device: Annotated[str, typer.Option("--device", help="cpu or cuda.")] = "cpu",
+) -> None:
+    """Classify new features with a trained run (its own preprocessing is applied first).
+
+    Writes one CSV row per input row: index, predicted class, its probability, and the
+    top-K classes with their probabilities. Example: gzsl predict runs/demo feats.npy
+    --out predictions.csv --top 5
+    """
+    from gzsl.experiments.runner import resolve_device
+    from gzsl.experiments.trained import load_run, read_features
+
+    run = load_run(run_dir, resolve_device(device))
+    matrix = read_features(features, key)
+    names, probabilities = run.top_k(matrix, top)
+    text = prediction_csv(names.tolist(), probabilities.tolist())
+    if out is None:
+        sys.stdout.write(text)
+    else:
+        from gzsl.experiments.compare import write_text
+
+        write_text(out, text)
+        counts = collections.Counter(names[:, 0].tolist()).most_common(5)
+        shown = ", ".join(f"{name} ({count})" for name, count in counts)
+        synthetic = " [run trained on SYNTHETIC data]" if run.synthetic_data else ""
+        console.print(f"wrote {out}: {len(names)} rows; most predicted: {shown}{synthetic}",
+                      highlight=False, soft_wrap=True)
+
+
+@app.command()
+def plot(
+    run_dir: RunDirArgument,
+    root: Annotated[Path | None, typer.Option(
+        "--root", help="Dataset folder for the t-SNE plot when the run's metadata.json does "
+        "not record it (or it moved); not needed for 'demo'.")] = None,
+    max_classes: Annotated[int, typer.Option(
+        "--max-classes", min=1, help="At most this many unseen classes in the t-SNE plot.")] = 15,
+    per_class: Annotated[int, typer.Option(
+        "--per-class", min=1, help="t-SNE: at most this many real and this many synthetic "
+        "features per class.")] = 100,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of subsampling, synthesis and "
+                                      "t-SNE.")] = 0,
+) -> None:
+    """Draw a run's t-SNE, confusion matrix, training curves and per-class accuracy.
+
+    Each PNG goes to RUN_DIR/plots/ beside a CSV of the data it shows; a plot whose input
+    is missing is skipped with a message. Example: gzsl plot runs/demo
+    """
+    from gzsl.experiments.plots import plot_run
+
+    report = plot_run(run_dir, root=root, max_classes=max_classes, max_per_class=per_class,
+                      seed=seed, log=_log)
+    if not report.written:
+        raise GZSLError(f"no plot could be drawn for {run_dir}: "
+                        + "; ".join(f"{k}: {v}" for k, v in report.skipped.items()))
+    console.print(f"{len(report.written)} plot(s) in {report.directory}"
+                  + (f"; skipped: {', '.join(report.skipped)}" if report.skipped else ""),
+                  highlight=False, soft_wrap=True)
+
+
+def comparison_table(rows: list[dict], title: str) -> Table:
+    """The rows of :func:`gzsl.experiments.compare.table_rows` as a rich table."""
+    from gzsl.experiments.compare import format_metric
+
+    sources = [f"{row['method']} on {row['dataset']}: {row['source']}" for row in rows
+               if row["kind"] == "published"]
+    table = Table(title=title, caption="published: " + "; ".join(sources) if sources else None)
+    with_variant = any(row["variant"] for row in rows)
+    for column in ("method", "dataset", "selection"):
+        table.add_column(column, overflow="fold", min_width=7)
+    if with_variant:
+        table.add_column("variant", overflow="fold", min_width=8)
+    table.add_column("runs (seeds)", overflow="fold", min_width=7)
+    for metric in METRICS:
+        table.add_column(metric, justify="right", min_width=6)
+    for row in rows:
+        dataset = f"{row['dataset']} (SYNTHETIC)" if row["synthetic_data"] else row["dataset"]
+        runs = ("published" if row["kind"] == "published"
+                else f"{row['runs']} ({row['seeds']})")
+        table.add_row(row["method"], dataset, row["selection"],
+                      *([row["variant"]] if with_variant else []), runs,
+                      *(format_metric(row[f"{m}_mean"], row[f"{m}_std"]) for m in METRICS),
+                      style="dim" if row["kind"] == "published" else None)
+    return table
+
+
+@app.command()
+def compare(
+    paths: Annotated[list[Path], typer.Argument(
+        help="Run directories, or folders searched recursively for results.json.",
+        show_default=False)],
+    published: Annotated[bool, typer.Option(
+        "--published", help="Add the published numbers of each method and dataset (from "
+        "the preset, recorded in results.json).")] = False,
+    csv_path: Annotated[Path | None, typer.Option(
+        "--csv", help="Also write the table as CSV (means and stds in columns).")] = None,
+    markdown: Annotated[Path | None, typer.Option(
+        "--markdown", help="Also write the table as Markdown.")] = None,
+) -> None:
+    """Compare runs: mean ± std over seeds by method, dataset and selection protocol.
+
+    Selection protocols are never pooled; runs whose settings differ are separate
+    variants. Example: gzsl compare runs/ --published --markdown results.md
+    """
+    from gzsl.experiments.compare import (
+        compare_runs,
+        find_results,
+        read_run,
+        table_rows,
+        to_csv,
+        to_markdown,
+        write_text,
+    )
+
+    files = find_results(paths)
+    if not files:
+        raise GZSLError(f"no results.json found under {', '.join(map(str, paths))}. Fix: pass "
+                        "run directories written by `gzsl train` (or folders holding them)")
+    groups = compare_runs(read_run(path) for path in files)
+    rows = table_rows(groups, published=published)
+    console.print(comparison_table(rows, f"{len(files)} run(s): mean ± std over seeds"))
+    for group in groups:
+        if group.duplicate_seeds:
+            _log(f"note: {group.method} on {group.dataset} ({group.selection}"
+                 f"{', ' + group.variant if group.variant else ''}) holds several runs with "
+                 f"the same seed (seeds {' '.join(map(str, group.seeds))}): copies of one run?")
+    if any(group.selection == "test-oracle" for group in groups) or published:
+        _log("note: test-oracle numbers (and published ones) chose checkpoints on the test "
+             "set; compare them with each other, not with val.")
+    if csv_path is not None:
+        write_text(csv_path, to_csv(groups, published=published))
+        _log(f"wrote {csv_path}")
+    if markdown is not None:
+        write_text(markdown, to_markdown(groups, published=published))
+        _log(f"wrote {markdown}")
