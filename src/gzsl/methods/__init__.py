@@ -1,5 +1,6 @@
 """Generative methods: one module each, behind the interface in :mod:`gzsl.methods.base`."""
 
+from gzsl.methods.amaz import AMAZ
 from gzsl.methods.base import (
     Checkpoint,
     CheckpointSchedule,
@@ -14,6 +15,7 @@ from gzsl.methods.gsmflow import GSMFlow
 from gzsl.methods.vaecflow import VAECFlow
 
 __all__ = [
+    "AMAZ",
     "Checkpoint",
     "CheckpointSchedule",
     "GSMFlow",

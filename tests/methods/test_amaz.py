@@ -1,0 +1,259 @@
+"""AMAZ: modulation, episode sampling, the meta-gradient, training and the Generator contract."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+
+from gzsl.data.errors import GZSLError
+from gzsl.methods.amaz import (
+    AMAZ,
+    AMAZConfig,
+    AMAZNetworks,
+    EpisodeSampler,
+    InnerRates,
+    inner_step,
+    meta_objective,
+)
+from gzsl.methods.base import CheckpointSchedule, Generator, SeenData
+from gzsl.nn.modulation import BatchNorm, modulate
+
+#: Small, fast settings for the 6-class, 8-d fixture (3-way tasks fit 6 classes exactly).
+TINY = dict(iterations=6, n_way=3, support_shots=2, query_shots=2, tasks_per_batch=2,
+            generator_width=2.0, embedding_width=1.0, critic_widths=(2.0, 1.0),
+            classifier_widths=(2.0,), attribute_discriminator_widths=(2.0,), progress=False)
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny tensors: intra-op threads only add synchronisation (slow on a shared machine)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _fit(data: SeenData, seed: int = 0, **overrides) -> AMAZ:
+    settings = {**TINY, **overrides}
+    return AMAZ(**settings).fit(data, generator=torch.Generator().manual_seed(seed))
+
+
+def test_modulation_is_eq3():
+    outputs, weight, bias = torch.tensor([2.0, -1.0]), torch.tensor([0.0, 100.0]), \
+        torch.tensor([-100.0, 0.0])
+    # (1 + 1/2) * 2 + 0 = 3 and (1 + 1) * -1 + 1/2 = -1.5
+    torch.testing.assert_close(modulate(outputs, weight, bias), torch.tensor([3.0, -1.5]))
+
+
+def test_plain_batch_norm_matches_the_fused_one():
+    g = torch.Generator().manual_seed(0)
+    plain, fused = BatchNorm(4, eps=0.8), torch.nn.BatchNorm1d(4, eps=0.8)
+    with torch.no_grad():
+        for module in (plain, fused):
+            module.weight.copy_(torch.tensor([0.5, 1.0, 2.0, -1.0]))
+            module.bias.copy_(torch.tensor([0.1, 0.0, -0.3, 1.0]))
+    for _ in range(3):
+        inputs = 3 * torch.randn(16, 4, generator=g) + 1
+        torch.testing.assert_close(plain(inputs), fused(inputs))
+    torch.testing.assert_close(plain.running_mean, fused.running_mean)
+    torch.testing.assert_close(plain.running_var, fused.running_var)
+    plain.eval(), fused.eval()
+    torch.testing.assert_close(plain(inputs), fused(inputs))
+
+
+def test_replicated_attribute_embeds_like_the_single_class():
+    networks = AMAZNetworks(AMAZConfig(), feature_dim=8, semantic_dim=5, n_classes=4).eval()
+    attribute = torch.rand(3, 5, generator=torch.Generator().manual_seed(0))
+    single = networks.modulation(attribute.unsqueeze(1))
+    replicated = networks.modulation(attribute.unsqueeze(1).expand(3, 10, 5))
+    for (w1, b1), (w2, b2) in zip(single, replicated, strict=True):
+        torch.testing.assert_close(w1, w2)
+        torch.testing.assert_close(b1, b2)
+    widths = [w.shape[1] for w, _ in single]
+    assert widths == [10, 8, 8, 8, 8]  # (z, a), three blocks, output
+
+
+def test_episodes_have_disjoint_classes_and_matching_rows(tiny_seen_data):
+    data = tiny_seen_data
+    semantics = data.class_semantics[data.seen_classes]
+    sampler = EpisodeSampler(data.features, data.labels, semantics)
+    support, query = sampler.draw(5, 3, 4, 2, torch.Generator().manual_seed(0))
+    assert support.features.shape == (5 * 3 * 4, 8) and query.features.shape == (5 * 3 * 2, 8)
+    assert support.task_attributes.shape == (5, 3, 5)
+    support_classes = support.targets.reshape(5, 3, 4)
+    query_classes = query.targets.reshape(5, 3, 2)
+    for task in range(5):
+        assert not set(support_classes[task].flatten().tolist()) & set(
+            query_classes[task].flatten().tolist())
+        assert len(set(support_classes[task, :, 0].tolist())) == 3
+    for episode in (support, query):
+        torch.testing.assert_close(episode.attributes, semantics[episode.targets])
+        # every row is an image of its class, and no image repeats within a class draw
+        matches = (episode.features.unsqueeze(1) == data.features.unsqueeze(0)).all(dim=2)
+        image = matches.float().argmax(dim=1)
+        assert bool(matches.any(dim=1).all())
+        torch.testing.assert_close(data.labels[image], episode.targets)
+        per_group = image.reshape(-1, episode.rows_per_task // 3)
+        assert all(len(set(row.tolist())) == len(row) for row in per_group)
+
+
+def test_inner_step_meta_gradient_equals_hand_derivation():
+    g = torch.Generator().manual_seed(0)
+    A, b = torch.randn(5, 3, generator=g, dtype=torch.float64), torch.randn(5, generator=g,
+                                                                           dtype=torch.float64)
+    C, d = torch.randn(4, 3, generator=g, dtype=torch.float64), torch.randn(4, generator=g,
+                                                                           dtype=torch.float64)
+    theta = torch.randn(3, generator=g, dtype=torch.float64, requires_grad=True)
+    alpha = 0.05
+    for first_order in (False, True):
+        support_loss = 0.5 * ((A @ theta - b) ** 2).sum()
+        adapted = inner_step({"w": theta}, support_loss, alpha, create_graph=not first_order)["w"]
+        query_loss = 0.5 * ((C @ adapted - d) ** 2).sum()
+        (meta_gradient,) = torch.autograd.grad(query_loss, theta)
+        with torch.no_grad():
+            expected_adapted = theta - alpha * A.T @ (A @ theta - b)
+            outer = C.T @ (C @ expected_adapted - d)
+            jacobian = torch.eye(3, dtype=torch.float64) - alpha * A.T @ A
+            expected = outer if first_order else jacobian @ outer
+        torch.testing.assert_close(adapted.detach(), expected_adapted)
+        torch.testing.assert_close(meta_gradient, expected)
+    ascended = inner_step({"w": theta}, 0.5 * ((A @ theta - b) ** 2).sum(), alpha, ascend=True)
+    torch.testing.assert_close(ascended["w"].detach(),
+                               (theta + alpha * A.T @ (A @ theta - b)).detach())
+
+
+def test_meta_objective_gradient_matches_finite_differences(tiny_seen_data):
+    data = tiny_seen_data
+    config = AMAZConfig(**{**TINY, "dropout": 0.3})
+    torch.manual_seed(0)
+    networks = AMAZNetworks(config, 8, 5, 6).double().train()
+    semantics = data.class_semantics[data.seen_classes].double()
+    sampler = EpisodeSampler(data.features.double(), data.labels, semantics)
+    support, query = sampler.draw(2, 3, 2, 2, torch.Generator().manual_seed(1))
+    rates = InnerRates(critic=0.3, modulation=0.3, generator=0.3)
+    params = {k: v.detach().clone().requires_grad_() for k, v in networks.named_parameters()}
+
+    def losses(p, first_order=False):  # noise and dropout masks replayed from one seed
+        return meta_objective(networks, p, support, query, rates=rates, noise_std=0.5,
+                              generator=torch.Generator().manual_seed(2),
+                              first_order=first_order)
+
+    direction_g = torch.Generator().manual_seed(3)
+    for group, loss_name in (("critic", "critic"), ("modulation", "attribute"),
+                             ("generator", "generator")):
+        names = list(networks.group(params, group))
+        direction = {n: torch.randn(params[n].shape, generator=direction_g, dtype=torch.float64)
+                     for n in names}
+        grads = torch.autograd.grad(losses(params)[loss_name], [params[n] for n in names])
+        analytic = sum((g * direction[n]).sum() for n, g in zip(names, grads, strict=True))
+        eps = 1e-6
+        plus = {**params, **{n: (params[n] + eps * direction[n]).detach().requires_grad_()
+                             for n in names}}
+        minus = {**params, **{n: (params[n] - eps * direction[n]).detach().requires_grad_()
+                              for n in names}}
+        numeric = (losses(plus)[loss_name] - losses(minus)[loss_name]) / (2 * eps)
+        torch.testing.assert_close(analytic, numeric.detach(), rtol=1e-5, atol=1e-8)
+        # the second-order terms matter: the first-order gradient differs
+        first = torch.autograd.grad(losses(params, True)[loss_name], [params[n] for n in names])
+        first_order = sum((g * direction[n]).sum() for n, g in zip(names, first, strict=True))
+        assert abs(float(first_order - analytic)) > 1e-6 * max(1.0, abs(float(analytic)))
+
+
+def test_meta_training_lowers_the_query_losses(tiny_seen_data):
+    history = []
+    settings = {**TINY, "iterations": 80, "dropout": 0.0, "modulation_lr": 3e-3,
+                "generator_lr": 3e-3, "critic_lr": 1e-3}
+    AMAZ(**settings).fit(tiny_seen_data, generator=torch.Generator().manual_seed(0),
+                         schedule=CheckpointSchedule(every=20, callback=history.append))
+    assert [c.iteration for c in history] == [20, 40, 60, 80]
+    first, last = history[0].losses, history[-1].losses
+    assert last["attribute"] < 0.5 * first["attribute"]
+    assert last["classification"] < first["classification"] - 0.3
+
+
+def test_checkpoints_are_due_iterations_and_the_end_and_can_stop(tiny_seen_data):
+    calls = []
+    model = AMAZ(**{**TINY, "iterations": 7})
+    model.fit(tiny_seen_data, generator=torch.Generator().manual_seed(0),
+              schedule=CheckpointSchedule(every=3, after=3, callback=calls.append))
+    assert [c.iteration for c in calls] == [3, 6, 7]
+    rows = 2 * 3 * (2 + 2)
+    assert calls[0].epoch == pytest.approx(3 * rows / len(tiny_seen_data.features))
+    assert set(calls[0].losses) == {"critic", "adversarial", "attribute", "classification",
+                                    "generator"}
+    stopped = []
+    model.fit(tiny_seen_data, generator=torch.Generator().manual_seed(0),
+              schedule=CheckpointSchedule(every=2, callback=lambda c: stopped.append(c) or True))
+    assert [c.iteration for c in stopped] == [2]
+
+
+def test_fit_and_sample_shapes_and_instance_weights(tiny_seen_data):
+    model = _fit(tiny_seen_data)
+    semantics = tiny_seen_data.class_semantics[6:8]
+    samples = model.sample(semantics, 5, generator=torch.Generator().manual_seed(0))
+    assert samples.shape == (10, 8) and samples.dtype == torch.float32
+    assert samples.device == tiny_seen_data.device and bool(torch.isfinite(samples).all())
+    assert model.total_iterations(len(tiny_seen_data.features)) == TINY["iterations"]
+
+    weights = model.instance_weights(samples, semantics)
+    assert weights.shape == (10,)
+    assert bool((weights >= -1).all() and (weights <= 1).all())
+    with torch.no_grad():
+        reconstructed = model.networks_.attribute_discriminator.eval()(samples).double()
+    rows = semantics.repeat_interleave(5, dim=0).double()
+    cosine = (rows * reconstructed).sum(1) / (rows.norm(dim=1) * reconstructed.norm(dim=1))
+    torch.testing.assert_close(weights.double(), cosine, rtol=1e-5, atol=1e-6)
+    per_row = model.instance_weights(samples, semantics.repeat_interleave(5, dim=0))
+    torch.testing.assert_close(per_row, weights)
+    with pytest.raises(GZSLError, match="class-major"):
+        model.instance_weights(samples, tiny_seen_data.class_semantics[:3])
+
+
+def test_each_class_block_is_generated_from_its_own_attribute(tiny_seen_data):
+    model = _fit(tiny_seen_data, sample_noise_std=0.0, sample_batch=4)
+    semantics = tiny_seen_data.class_semantics[[6, 7]]
+    both = model.sample(semantics, 5)
+    torch.testing.assert_close(both[5:], model.sample(semantics[1:], 5))
+    torch.testing.assert_close(both[:5], both[:1].expand(5, 8))
+    assert not torch.allclose(both[0], both[5])
+    model.config = dataclasses.replace(model.config, sample_batch=1000)
+    torch.testing.assert_close(model.sample(semantics, 5), both)
+
+
+def test_same_seed_same_model_and_samples(tiny_seen_data):
+    semantics = tiny_seen_data.class_semantics[6:8]
+
+    def draw(model):
+        return model.sample(semantics, 4, generator=torch.Generator().manual_seed(5))
+
+    a, b, c = _fit(tiny_seen_data, 1), _fit(tiny_seen_data, 1), _fit(tiny_seen_data, 2)
+    torch.testing.assert_close(draw(a), draw(b), rtol=0, atol=0)
+    assert not torch.allclose(draw(a), draw(c))
+
+
+def test_save_and_load_give_identical_samples(tiny_seen_data, tmp_path):
+    model = _fit(tiny_seen_data)
+    semantics = tiny_seen_data.class_semantics[6:8]
+    model.save(tmp_path / "amaz.pt")
+    loaded = Generator.load(tmp_path / "amaz.pt")
+    assert isinstance(loaded, AMAZ) and loaded.config == model.config
+    for method in (lambda m: m.sample(semantics, 3, generator=torch.Generator().manual_seed(0)),
+                   lambda m: m.instance_weights(m.sample(semantics, 2), semantics)):
+        torch.manual_seed(0)
+        expected = method(model)
+        torch.manual_seed(0)
+        torch.testing.assert_close(method(loaded), expected, rtol=0, atol=0)
+
+
+def test_too_few_classes_reduce_n_way_with_a_warning(tiny_seen_data):
+    with pytest.warns(UserWarning, match="using 3-way tasks"):
+        model = _fit(tiny_seen_data, n_way=10, iterations=1)
+    assert model.n_way_ == 3
+    data = tiny_seen_data
+    keep = data.labels == 0
+    one_class = SeenData(data.features[keep], data.labels[keep], data.class_semantics,
+                         data.seen_classes[:1])
+    with pytest.raises(GZSLError, match="at least 2 seen classes"):
+        _fit(one_class)
