@@ -77,6 +77,8 @@ def main() -> None:
     parser.add_argument("--unseen", type=int, default=10)
     parser.add_argument("--full", action="store_true",
                         help="also time the whole preset (all evaluations) under test-oracle")
+    parser.add_argument("--n-synthetic", type=int, default=None,
+                        help="synthetic features per unseen class to time (default: preset's)")
     parser.add_argument("--set", action="append", default=[], help="section.key=value")
     args = parser.parse_args()
 
@@ -106,7 +108,7 @@ def main() -> None:
     report["train_iterations_per_second"] = steps / (times[-1] - times[0]) if steps > 0 else None
     report["total_iterations_of_preset"] = method.total_iterations(args.n_train)
 
-    n = config.evaluation.n_synthetic
+    n = args.n_synthetic or config.evaluation.n_synthetic
     generator = make_generator(1, device)
     synchronize(device)
     start = time.perf_counter()

@@ -8,6 +8,7 @@ validation task) or, when asked for by name, the papers' way (best on the test s
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +24,7 @@ from gzsl.evaluation.metrics import (
     per_class_accuracy,
     restricted_predictions,
 )
+from gzsl.evaluation.svm import LinearSVMClassifier
 from gzsl.methods.base import Generator, SeenData
 
 #: Constants subtracted from seen-class probabilities when calibrated stacking is on.
@@ -117,7 +119,7 @@ class Evaluation:
 def evaluate_generator(model: Generator, task: TaskTensors, *, n_synthetic: int,
                        settings: SoftmaxSettings, generator: torch.Generator,
                        keep: str = "best", gammas: tuple[float, ...] = (0.0,),
-                       weighted: bool = False, zsl: bool = True,
+                       classifier: str = "softmax", zsl: bool = True,
                        keep_epoch: int | None = None, keep_gamma: float | None = None,
                        keep_zsl_epoch: int | None = None) -> Evaluation:
     """Synthesise ``n_synthetic`` features per unseen class and score the final classifiers.
@@ -126,7 +128,10 @@ def evaluate_generator(model: Generator, task: TaskTensors, *, n_synthetic: int,
         keep: ``"best"`` keeps the epoch / gamma with the highest H (and best T1 epoch);
             ``"last"`` keeps the last epoch at ``keep_gamma`` (a fixed, pre-chosen budget).
         gammas: calibrated-stacking constants scored at every epoch.
-        weighted: weight synthetic samples by ``model.instance_weights`` (AMAZ, Eq. 13).
+        classifier: ``softmax``, ``weighted-softmax`` (synthetic samples weighted by
+            ``model.instance_weights``, AMAZ Eq. 13), ``svm`` or ``weighted-svm`` (linear
+            SVMs; the weighted one weights classes by their samples' mean quality, Eq. 14).
+            SVMs have no epochs: they are scored once, as "epoch 1".
         zsl: T1 from a separate unseen-only classifier trained on synthetic features (as
             the reference codes do); False: from the GZSL classifier's unseen columns.
         keep_epoch, keep_gamma, keep_zsl_epoch: with ``keep="last"``, the epoch counts and
@@ -137,7 +142,7 @@ def evaluate_generator(model: Generator, task: TaskTensors, *, n_synthetic: int,
     synthetic = synthetic.to(task.train_features.device)
     synthetic_labels = unseen.repeat_interleave(n_synthetic)
     weights = None
-    if weighted:
+    if classifier.startswith("weighted-"):
         synthetic_weights = model.instance_weights(synthetic, task.semantics[synthetic_labels])
         if synthetic_weights is not None:
             real = torch.ones(len(task.train_features), device=synthetic.device)
@@ -153,15 +158,15 @@ def evaluate_generator(model: Generator, task: TaskTensors, *, n_synthetic: int,
     target_epoch = keep_epoch if keep_epoch is not None else settings.epochs
     target_gamma = keep_gamma if keep_gamma is not None else 0.0
 
-    def score(epoch: int, classifier: SoftmaxClassifier) -> None:
+    def score(epoch: int, final: FinalClassifier) -> None:
         if not zsl:  # T1 from the GZSL classifier restricted to unseen classes
             restricted = restricted_predictions(
-                classifier.log_probabilities(task.test_unseen_features), unseen, classes)
+                final.log_probabilities(task.test_unseen_features), unseen, classes)
             result.zsl.append(mean_over_classes(
                 per_class_accuracy(restricted, task.test_unseen_labels, unseen)))
-        seen_scores = _stacked_predictions(classifier, task.test_seen_features, gamma_tensor,
+        seen_scores = _stacked_predictions(final, task.test_seen_features, gamma_tensor,
                                            seen_columns)
-        unseen_scores = _stacked_predictions(classifier, task.test_unseen_features, gamma_tensor,
+        unseen_scores = _stacked_predictions(final, task.test_unseen_features, gamma_tensor,
                                              seen_columns)
         for g, gamma in enumerate(gammas):
             seen_accuracy = per_class_accuracy(seen_scores[g], task.test_seen_labels,
@@ -176,15 +181,15 @@ def evaluate_generator(model: Generator, task: TaskTensors, *, n_synthetic: int,
                 chosen = epoch == target_epoch and abs(gamma - target_gamma) < 1e-12
             if chosen:
                 result.kept = entry
-                best_state["state"] = classifier.state_dict()
+                best_state["state"] = final.state_dict()
                 best_state["seen"], best_state["unseen"] = seen_accuracy, unseen_accuracy
                 result.predictions = {"test_seen": seen_scores[g].cpu(),
                                       "test_unseen": unseen_scores[g].cpu()}
 
     epochs = target_epoch if keep == "last" else settings.epochs
     gzsl_settings = SoftmaxSettings(settings.lr, settings.beta1, settings.batch_size, epochs)
-    SoftmaxClassifier(classes, features.shape[1], gzsl_settings).fit(
-        features, labels, generator=generator, sample_weights=weights, on_epoch=score)
+    fit_final_classifier(classifier, classes, features, labels, weights, gzsl_settings,
+                         generator, score)
     result.classifier_state = best_state.get("state", {})
     names = task.class_names
     if "seen" in best_state:
@@ -194,21 +199,71 @@ def evaluate_generator(model: Generator, task: TaskTensors, *, n_synthetic: int,
     if zsl:
         zsl_epochs = keep_zsl_epoch if (keep == "last" and keep_zsl_epoch) else settings.epochs
 
-        def score_zsl(epoch: int, classifier: SoftmaxClassifier) -> None:
-            predictions = classifier.predict(task.test_unseen_features)
+        def score_zsl(epoch: int, final: FinalClassifier) -> None:
+            predictions = final.predict(task.test_unseen_features)
             result.zsl.append(mean_over_classes(
                 per_class_accuracy(predictions, task.test_unseen_labels, unseen)))
 
         zsl_settings = SoftmaxSettings(settings.lr, settings.beta1, settings.batch_size,
                                        zsl_epochs)
-        SoftmaxClassifier(unseen, features.shape[1], zsl_settings).fit(
-            synthetic, synthetic_labels, generator=generator, on_epoch=score_zsl)
+        synthetic_weights = None if weights is None else weights[len(task.train_features):]
+        fit_final_classifier(classifier, unseen, synthetic, synthetic_labels, synthetic_weights,
+                             zsl_settings, generator, score_zsl)
     if result.zsl:
         result.zsl_epoch = int(np.argmax(result.zsl)) + 1 if keep == "best" else len(result.zsl)
     return result
 
 
-def _stacked_predictions(classifier: SoftmaxClassifier, features: Tensor, gammas: Tensor,
+class LinearSVMFinal:
+    """A fitted linear SVM seen through the softmax classifier's interface.
+
+    Its decision function is linear, so it is stored as a linear layer (``coef_``,
+    ``intercept_``) that :class:`SoftmaxClassifier.from_state_dict` reloads with the same
+    arg-max; "probabilities" are the softmax of the SVM scores (uncalibrated).
+    """
+
+    def __init__(self, classes: Tensor, svm: LinearSVMClassifier) -> None:
+        self.classes = classes
+        coef = torch.as_tensor(svm.svm_.coef_, dtype=torch.float32, device=classes.device)
+        bias = torch.as_tensor(svm.svm_.intercept_, dtype=torch.float32, device=classes.device)
+        if len(classes) == 2 and coef.shape[0] == 1:  # binary: one score for the positive class
+            coef, bias = torch.cat([-coef, coef]), torch.cat([-bias, bias])
+        self.weight, self.bias = coef, bias
+
+    def log_probabilities(self, features: Tensor) -> Tensor:
+        return torch.log_softmax(features @ self.weight.T + self.bias, dim=1)
+
+    def predict(self, features: Tensor) -> Tensor:
+        return self.classes[(features @ self.weight.T + self.bias).argmax(dim=1)]
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"classes": self.classes.cpu(), "weight": self.weight.cpu(),
+                "bias": self.bias.cpu()}
+
+
+FinalClassifier = SoftmaxClassifier | LinearSVMFinal
+
+
+def fit_final_classifier(kind: str, classes: Tensor, features: Tensor, labels: Tensor,
+                         weights: Tensor | None, settings: SoftmaxSettings,
+                         generator: torch.Generator,
+                         on_epoch: Callable[[int, FinalClassifier], None]) -> FinalClassifier:
+    """Train the ``kind`` of final classifier and call ``on_epoch`` after each epoch."""
+    if kind in ("softmax", "weighted-softmax"):
+        return SoftmaxClassifier(classes, features.shape[1], settings).fit(
+            features, labels, generator=generator, sample_weights=weights, on_epoch=on_epoch)
+    if kind not in ("svm", "weighted-svm"):
+        raise ValueError(f"unknown classifier {kind!r}")
+    seed = int(torch.randint(0, 2**31 - 1, (1,), generator=generator, device=generator.device))
+    svm = LinearSVMClassifier(class_weighted=kind == "weighted-svm", random_state=seed).fit(
+        features.cpu().numpy(), labels.cpu().numpy(),
+        None if weights is None else weights.cpu().numpy())
+    final = LinearSVMFinal(classes, svm)
+    on_epoch(1, final)
+    return final
+
+
+def _stacked_predictions(classifier: FinalClassifier, features: Tensor, gammas: Tensor,
                          seen_columns: Tensor) -> Tensor:
     """``(G, N)`` predicted global ids after subtracting each gamma from seen probabilities."""
     probabilities = classifier.log_probabilities(features).exp()

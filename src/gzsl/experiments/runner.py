@@ -133,9 +133,6 @@ class Experiment:
         if evaluation.calibrated_stacking and config.selection == "final":
             raise GZSLError("calibrated stacking needs a constant chosen on data: use "
                             "--selection val (or test-oracle), or turn it off")
-        if evaluation.classifier not in ("softmax", "weighted-softmax"):
-            raise GZSLError(f"classifier {evaluation.classifier!r} is not available in runs yet; "
-                            "use softmax or weighted-softmax")
         self.phases: list[_Phase] = []
         self.preprocessor = Preprocessor(config.data.preprocessing, config.data.l2)
 
@@ -148,7 +145,7 @@ class Experiment:
         return evaluate_generator(
             model, task, n_synthetic=n_synthetic, settings=self.classifier_settings,
             generator=generator, gammas=self.gammas,
-            weighted=self.config.evaluation.classifier == "weighted-softmax",
+            classifier=self.config.evaluation.classifier,
             zsl=self.config.evaluation.zsl_classifier, **keep)
 
     def _record(self, phase: _Phase, checkpoint: Checkpoint, evaluation: Evaluation | None) -> None:
