@@ -82,3 +82,44 @@ def test_user_errors_are_one_line_without_traceback():
     assert done.returncode == 2 and "available" in done.stderr
     done = _main("train", "gsmflow", "demo", "--selection", "best")
     assert done.returncode == 2 and "Traceback" not in done.stderr
+
+
+def test_tensorboard_missing_package_is_a_clear_error(monkeypatch, tmp_path: Path):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_tensorboard(name, *args, **kwargs):
+        if name.startswith("torch.utils.tensorboard"):
+            raise ImportError("No module named 'tensorboard'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_tensorboard)
+    result = invoke("train", "gaussian", "demo", "--tensorboard", "--out", str(tmp_path / "r"),
+                    *TINY_GAUSSIAN)
+    assert result.exit_code != 0
+    assert "pip install" in str(result.exception)
+
+
+def test_tracker_receives_every_checkpoint_row(tiny_dataset):
+    from gzsl.experiments.config import resolve
+    from gzsl.experiments.runner import run_experiment
+
+    rows = []
+    config = resolve("gaussian", "tiny", selection="val", device="cpu",
+                     overrides=("evaluation.n_synthetic=10", "evaluation.classifier_epochs=2",
+                                "evaluation.n_synthetic_grid=[1]"))
+    run_experiment(config, data=tiny_dataset, tracker=rows.append)
+    assert [r["phase"] for r in rows] == ["validation", "final"]
+    assert "H" in rows[0] and "loss_mean_mse" in rows[1]
+
+
+def test_tensorboard_writes_event_files(tmp_path: Path):
+    import pytest
+
+    pytest.importorskip("tensorboard")
+    out = tmp_path / "run"
+    result = invoke("train", "gaussian", "demo", "--tensorboard", "--out", str(out),
+                    "--selection", "final", *TINY_GAUSSIAN)
+    assert result.exit_code == 0, result.output
+    assert list((out / "tensorboard").glob("events.out.tfevents.*"))

@@ -18,6 +18,7 @@ from gzsl.experiments.reproduce import (
     summarise,
 )
 from gzsl.experiments.runner import RunResult, default_run_dir, run_experiment
+from gzsl.experiments.tracking import tensorboard_tracker
 from gzsl.methods.base import available_methods
 
 RootOption = Annotated[Path | None, typer.Option(
@@ -96,15 +97,23 @@ def train(
     selection: SelectionOption = "val",
     out: Annotated[Path | None, typer.Option(
         "--out", help="Run directory (default runs/METHOD-DATASET-SELECTION-seedN-TIME).")] = None,
+    tensorboard: Annotated[bool, typer.Option(
+        "--tensorboard", help="Also write TensorBoard event files (losses, U/S/H per "
+        "checkpoint) to RUN_DIR/tensorboard; needs the tensorboard package.")] = False,
 ) -> None:
     """Train a generator, score it, and write a run directory with results and models."""
     _check_selection(selection)
     config = resolve(method, dataset, preset=preset, overrides=tuple(set_ or ()), seed=seed,
                      selection=selection, device=device)
     out = out or default_run_dir(config)
+    tracker, close = tensorboard_tracker(out / "tensorboard") if tensorboard else (None, None)
     _log(f"[bold]{config.method}[/] on [bold]{dataset}[/], selection [bold]{selection}[/], "
          f"seed {seed}, preset {config.preset or 'none (defaults)'}")
-    result = run_experiment(config, root=root, out=out, log=_log)
+    try:
+        result = run_experiment(config, root=root, out=out, log=_log, tracker=tracker)
+    finally:
+        if close is not None:
+            close()
     console.print(results_table(result))
     _log(f"run directory: {out}")
 

@@ -118,8 +118,10 @@ class Experiment:
     """
 
     def __init__(self, config: ExperimentConfig, data: GZSLData,
-                 log: Log | None = None, root: str | Path | None = None) -> None:
+                 log: Log | None = None, root: str | Path | None = None,
+                 tracker: Callable[[dict[str, Any]], None] | None = None) -> None:
         self.config = config
+        self.tracker = tracker
         self.data = data
         self.root = None if root is None else str(Path(root).resolve())
         self.log = log or (lambda message: None)
@@ -164,6 +166,8 @@ class Experiment:
                     "gamma": score.gamma, "U": 100 * score.U, "S": 100 * score.S,
                     "H": 100 * score.H})
         phase.rows.append(row)
+        if self.tracker is not None:
+            self.tracker(row)
 
     def run(self) -> tuple[RunResult, Generator, Evaluation]:
         """Run the configured selection protocol; returns the result, generator, evaluation."""
@@ -400,14 +404,15 @@ def write_run_dir(out: Path, experiment: Experiment, result: RunResult, model: G
 
 def run_experiment(config: ExperimentConfig, *, root: str | Path | None = None,
                    out: str | Path | None = None, data: GZSLData | None = None,
-                   log: Log | None = None) -> RunResult:
+                   log: Log | None = None,
+                   tracker: Callable[[dict[str, Any]], None] | None = None) -> RunResult:
     """Load the data (unless given), run ``config`` and write the run directory to ``out``."""
     if data is None:
         from gzsl.data.loaders import load_dataset
 
         data = load_dataset(config.dataset, root, layout=config.data.layout,
                             semantics=config.data.semantics)
-    experiment = Experiment(config, data, log, root=root)
+    experiment = Experiment(config, data, log, root=root, tracker=tracker)
     result, model, evaluation = experiment.run()
     if out is not None:
         write_run_dir(Path(out), experiment, result, model, evaluation)
