@@ -44,6 +44,7 @@ from gzsl.methods.base import (
     CheckpointSchedule,
     Generator,
     atomic_torch_save,
+    cpu_copy,
     get_method,
 )
 from gzsl.utils import atomic_write
@@ -293,7 +294,7 @@ class Experiment:
             best["T1"] = max(best["T1"], max(evaluation.zsl, default=0.0))
             if "evaluation" not in best or top.H > best["evaluation"].best().H:
                 best.update(evaluation=evaluation, iteration=checkpoint.iteration,
-                            epoch=checkpoint.epoch, state=_cpu_copy(model.state_dict()))
+                            epoch=checkpoint.epoch, state=cpu_copy(model.state_dict()))
             self.log(f"  checkpoint {checkpoint.iteration}: test H {100 * top.H:.2f} "
                      f"(best {100 * best['evaluation'].best().H:.2f}) [test-oracle]")
 
@@ -306,16 +307,6 @@ class Experiment:
                   "note": "chosen on the TEST set (test-oracle); T1 is the best test T1 "
                           "over checkpoints and epochs, as in the papers"}
         return model, evaluation, chosen, best["T1"]
-
-
-def _cpu_copy(value: Any) -> Any:
-    if isinstance(value, torch.Tensor):
-        return value.detach().to("cpu", copy=True)
-    if isinstance(value, dict):
-        return {k: _cpu_copy(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return type(value)(_cpu_copy(v) for v in value)
-    return value
 
 
 def write_text_atomic(path: Path, text: str) -> None:

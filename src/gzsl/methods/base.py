@@ -147,7 +147,7 @@ class Generator:
     def save(self, path: str | Path) -> None:
         """Write config and learned state to ``path`` (a torch file, loadable on any device)."""
         blob = {"method": self.name, "config": dataclasses.asdict(self.config),
-                "state": _to_cpu(self.state_dict())}
+                "state": cpu_copy(self.state_dict())}
         atomic_torch_save(blob, Path(path))
 
     @staticmethod
@@ -223,13 +223,17 @@ def config_from_dict(config_cls: type, values: dict[str, Any]) -> Any:
     return config_cls(**clean)
 
 
-def _to_cpu(value: Any) -> Any:
+def cpu_copy(value: Any) -> Any:
+    """A copy of nested dicts / lists / tuples with every tensor detached and on the CPU.
+
+    Always copies, so a snapshot of a CPU model's state does not follow later updates.
+    """
     if isinstance(value, Tensor):
-        return value.detach().cpu()
+        return value.detach().to("cpu", copy=True)
     if isinstance(value, dict):
-        return {k: _to_cpu(v) for k, v in value.items()}
+        return {k: cpu_copy(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return type(value)(_to_cpu(v) for v in value)
+        return type(value)(cpu_copy(v) for v in value)
     return value
 
 
