@@ -45,6 +45,7 @@ from gzsl.methods.base import (
     Generator,
     atomic_torch_save,
     cpu_copy,
+    deterministic_algorithms,
     get_method,
 )
 from gzsl.utils import atomic_write
@@ -174,12 +175,10 @@ class Experiment:
         """Run the configured selection protocol; returns the result, generator, evaluation."""
         start = time.perf_counter()
         selection = self.config.selection
-        if selection == "val":
-            outcome = self._run_val()
-        elif selection == "final":
-            outcome = self._run_final()
-        else:
-            outcome = self._run_test_oracle()
+        runs = {"val": self._run_val, "final": self._run_final,
+                "test-oracle": self._run_test_oracle}
+        with deterministic_algorithms():
+            outcome = runs[selection]()
         model, evaluation, chosen, t1 = outcome
         kept = evaluation.kept
         assert kept is not None

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -199,6 +200,25 @@ def seeded_init(generator: torch.Generator) -> Iterator[None]:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         yield
+
+
+@contextlib.contextmanager
+def deterministic_algorithms() -> Iterator[None]:
+    """Run the block with PyTorch's deterministic kernels, restoring the setting after.
+
+    With more than one CPU thread some kernels (accumulating index writes in backward
+    passes, for instance) add in a thread-dependent order, so two runs with one seed drift
+    apart; this makes them identical. On CUDA, kernels without a deterministic version only
+    warn (``warn_only``), and cuBLAS gets the workspace setting it needs when none is set.
+    """
+    previous = torch.are_deterministic_algorithms_enabled()
+    previous_warn = torch.is_deterministic_algorithms_warn_only_enabled()
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(previous, warn_only=previous_warn)
 
 
 def config_from_dict(config_cls: type, values: dict[str, Any]) -> Any:
