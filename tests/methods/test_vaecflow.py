@@ -18,6 +18,7 @@ from gzsl.methods.vaecflow import (
     SemanticVAE,
     VAECFlow,
     VAECFlowConfig,
+    dequantise_zeros,
     reparameterise,
     vaecflow_losses,
 )
@@ -214,6 +215,52 @@ def test_dequantisation_noise_is_added_to_training_features(tiny_seen_data: Seen
     assert noisy[0].losses["flow_nll"] > clean[0].losses["flow_nll"] + 2.0
 
 
+def test_dequantise_zeros_imputes_a_half_normal_below_zero_and_keeps_the_rest() -> None:
+    features = torch.zeros(20000, 3)
+    features[:, 0] = torch.linspace(0.001, 1.0, 20000)
+    features[::2, 1] = 0.25
+    imputed = dequantise_zeros(features, 0.2, torch.Generator().manual_seed(0))
+    assert torch.equal(imputed[features > 0], features[features > 0])
+    below = imputed[features == 0]
+    assert (below < 0).all()
+    # -|e| * 0.2 with e ~ N(0, 1): mean -0.2 sqrt(2/pi), std 0.2 sqrt(1 - 2/pi).
+    assert float(below.mean()) == pytest.approx(-0.2 * math.sqrt(2 / math.pi), rel=0.02)
+    assert float(below.std()) == pytest.approx(0.2 * math.sqrt(1 - 2 / math.pi), rel=0.02)
+    again = dequantise_zeros(features, 0.2, torch.Generator().manual_seed(0))
+    assert torch.equal(imputed, again)
+    assert dequantise_zeros(features, 0.0, None) is features
+
+
+def test_zero_dequantisation_reaches_the_flow(tiny_seen_data: SeenData) -> None:
+    features = tiny_seen_data.features.clone()
+    features[:, 3] = 0.0  # a point mass: the initialising batch has no spread there
+    data = SeenData(features, tiny_seen_data.labels, tiny_seen_data.class_semantics,
+                    tiny_seen_data.seen_classes)
+    plain = _fit(data, iterations=1)
+    imputed = _fit(data, iterations=1, zero_dequantisation=0.1)
+    # ActNorm sets log s = -log(std of the initialising batch), then one Adam step (1e-4).
+    assert float(plain.flow_.steps[0].actnorm.log_scale[3].detach()) == pytest.approx(
+        -math.log(1e-6), abs=0.01)
+    half_normal_std = 0.1 * math.sqrt(1 - 2 / math.pi)
+    assert float(imputed.flow_.steps[0].actnorm.log_scale[3].detach()) == pytest.approx(
+        -math.log(half_normal_std), abs=0.2)
+
+
+def test_rectify_returns_the_positive_part_of_the_same_samples(
+        tiny_seen_data: SeenData) -> None:
+    model = _fit(tiny_seen_data, iterations=20)
+    rectifying = VAECFlow(**TINY, iterations=20, rectify=True).load_state_dict(
+        model.state_dict())
+    semantics = tiny_seen_data.class_semantics[6:]
+    raw = model.sample(semantics, 200, temperature=4.0,
+                       generator=torch.Generator().manual_seed(3))
+    rectified = rectifying.sample(semantics, 200, temperature=4.0,
+                                  generator=torch.Generator().manual_seed(3))
+    assert (raw < 0).any()
+    torch.testing.assert_close(rectified, raw.clamp_min(0), rtol=0, atol=0)
+    assert (rectified == 0).any() and (rectified >= 0).all()
+
+
 def test_invalid_settings_are_user_errors() -> None:
     with pytest.raises(GZSLError, match="classification_latent"):
         VAECFlowConfig(classification_latent="semantic")
@@ -221,6 +268,8 @@ def test_invalid_settings_are_user_errors() -> None:
         VAECFlowConfig(temperature=-1.0)
     with pytest.raises(GZSLError, match="dequantisation_noise"):
         VAECFlowConfig(dequantisation_noise=-0.1)
+    with pytest.raises(GZSLError, match="zero_dequantisation"):
+        VAECFlowConfig(zero_dequantisation=-0.1)
     with pytest.raises(GZSLError, match="encoder_hidden"):
         VAECFlowConfig(encoder_hidden=(8,))
 

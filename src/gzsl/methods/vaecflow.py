@@ -20,6 +20,15 @@ Every term is a per-image quantity summed over its dimensions as the paper write
 averaged over the batch. Synthesis (Eq. 11) draws ``z ~ N(mu(a), T sigma^2(a) I)`` and
 returns ``x = f^-1(z)``. See ``docs/methods/vaecflow.md`` for where this follows the paper
 rather than the authors' code.
+
+Exact zeros (our addition, off by default; the paper is silent). Post-ReLU features with
+many exact zeros are point masses that a continuous flow can squeeze without bound.
+``zero_dequantisation > 0`` reads such a feature as a rectified continuous variable,
+``x = max(y, 0)``: each exact zero is a censored ``y <= 0``, and for training it is
+replaced by a fresh draw ``y = -|e| * zero_dequantisation``, ``e ~ N(0, 1)``
+(:func:`dequantise_zeros`); positive entries are untouched. ``rectify`` applies the
+matching ``max(., 0)`` to synthesised features, so they are non-negative and have exact
+zeros like the real ones.
 """
 
 from __future__ import annotations
@@ -79,6 +88,10 @@ class VAECFlowConfig:
             feature (0: none, as the paper; the authors' code has 0.01 commented out). Sparse
             features with many exact zeros are point masses a flow can squeeze without
             bound; a little noise keeps the likelihood finite.
+        zero_dequantisation: scale of the half-normal draw below zero that replaces each
+            exact zero of a training feature (0: off, as the paper); see the module text.
+        rectify: return ``max(f^-1(z), 0)`` from :meth:`VAECFlow.sample` (False: as the
+            paper); the synthesis side of ``zero_dequantisation``.
         initialisation_size: images in the batch that initialises every ActNorm (ours: a
             larger batch than the 64 the authors' first batch had, for steadier statistics).
         synthesis_chunk: latents inverted through the flow at once when sampling.
@@ -99,6 +112,8 @@ class VAECFlowConfig:
     classification_latent: str = "flow"
     temperature: float = 1.1
     dequantisation_noise: float = 0.0
+    zero_dequantisation: float = 0.0
+    rectify: bool = False
     initialisation_size: int = 1024
     synthesis_chunk: int = 8192
     progress: bool = field(default_factory=_stderr_is_tty)
@@ -115,9 +130,11 @@ class VAECFlowConfig:
         bad = [name for name in positive if getattr(self, name) < 1]
         if bad or min(self.encoder_hidden) < 1 or self.learning_rate <= 0:
             raise GZSLError(f"VAE-cFlow settings must be positive: {', '.join(bad) or 'sizes'}")
-        if self.temperature < 0 or self.dequantisation_noise < 0:
-            raise GZSLError("temperature and dequantisation_noise must be >= 0, got "
-                            f"{self.temperature} and {self.dequantisation_noise}")
+        negative = [name for name in ("temperature", "dequantisation_noise",
+                                      "zero_dequantisation") if getattr(self, name) < 0]
+        if negative:
+            raise GZSLError(f"{', '.join(negative)} must be >= 0, got "
+                            f"{', '.join(str(getattr(self, name)) for name in negative)}")
 
 
 class SemanticVAE(nn.Module):
@@ -151,6 +168,21 @@ def reparameterise(mean: Tensor, log_sigma: Tensor, generator: torch.Generator |
     """``mean + exp(log_sigma) * e`` with ``e ~ N(0, I)`` drawn independently per dimension."""
     noise = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
     return mean + log_sigma.exp() * noise
+
+
+def dequantise_zeros(features: Tensor, scale: float,
+                     generator: torch.Generator | None) -> Tensor:
+    """``features`` with each exact zero replaced by ``-|e| * scale``, ``e ~ N(0, 1)``.
+
+    Reads a zero of a post-ReLU feature as a censored value ``y <= 0`` and imputes one
+    (a half-normal below zero), so the flow sees a continuous variable instead of a point
+    mass; positive entries are returned unchanged. ``scale = 0`` returns ``features``.
+    """
+    if scale == 0:
+        return features
+    below = torch.randn(features.shape, generator=generator, device=features.device,
+                        dtype=features.dtype).abs_().mul_(-scale)
+    return torch.where(features == 0, below, features)
 
 
 def gaussian_log_density(z: Tensor, mean: Tensor, log_sigma: Tensor) -> Tensor:
@@ -214,7 +246,9 @@ class VAECFlow(Generator):
         targets = torch.searchsorted(data.seen_classes, data.labels)
 
         initialising = torch.randperm(n_train, generator=generator, device=device)
-        self.flow_.initialise(data.features[initialising[: config.initialisation_size]])
+        self.flow_.initialise(dequantise_zeros(
+            data.features[initialising[: config.initialisation_size]],
+            config.zero_dequantisation, generator))
 
         parameters = [*self.flow_.parameters(), *self.vae_.parameters(),
                       *self.classifier_.parameters()]
@@ -234,7 +268,8 @@ class VAECFlow(Generator):
                     cursor = 0
                 batch = order[cursor: cursor + batch_size]
                 cursor += batch_size
-                features = data.features[batch]
+                features = dequantise_zeros(data.features[batch], config.zero_dequantisation,
+                                            generator)
                 if config.dequantisation_noise > 0:
                     features = features + config.dequantisation_noise * torch.randn(
                         features.shape, generator=generator, device=device)
@@ -270,7 +305,8 @@ class VAECFlow(Generator):
         """Features for each row of ``semantics`` (class-major): ``f^-1(z)``, Eq. 11.
 
         ``z = mu(a) + sqrt(T) * sigma(a) * e`` so that ``z ~ N(mu(a), T sigma^2(a) I)``;
-        ``temperature`` overrides the configured ``T``.
+        ``temperature`` overrides the configured ``T``. With ``rectify`` the features are
+        ``max(f^-1(z), 0)``.
         """
         temperature = self.config.temperature if temperature is None else temperature
         if temperature < 0:
@@ -289,6 +325,8 @@ class VAECFlow(Generator):
             noise = torch.randn(stop - start, self.feature_dim_, generator=generator,
                                 device=device)
             features[start:stop] = self.flow_.inverse(mean[rows] + std[rows] * noise)
+        if self.config.rectify:
+            features.clamp_(min=0)
         return features
 
     @torch.no_grad()
