@@ -27,7 +27,7 @@ def _register_subcommands() -> None:
     from gzsl.cli import run  # noqa: F401  (defines train, reproduce, ablate, list)
 
     # isort: split
-    from gzsl.cli import results  # noqa: F401  (defines predict, plot, compare; listed after)
+    from gzsl.cli import results  # noqa: F401  (predict, plot, compare, retrieve)
 
     app.add_typer(data_cli.app, name="data", help="Check and convert dataset files.")
 

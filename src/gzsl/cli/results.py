@@ -1,4 +1,4 @@
-"""``gzsl predict``, ``plot`` and ``compare``: use a trained run, draw it, compare runs."""
+"""``gzsl predict``, ``plot``, ``compare`` and ``retrieve``: use, draw, compare, retrieve."""
 
 from __future__ import annotations
 
@@ -187,3 +187,51 @@ def compare(
     if markdown is not None:
         write_text(markdown, to_markdown(groups, published=published))
         _log(f"wrote {markdown}")
+
+
+@app.command()
+def retrieve(
+    run_dir: RunDirArgument,
+    root: Annotated[Path | None, typer.Option(
+        "--root", help="Dataset folder when the run's metadata.json does not record it (or "
+        "it moved); not needed for 'demo'.")] = None,
+    n: Annotated[int, typer.Option(
+        "--n", min=1, help="Synthetic features averaged into each class's query.")] = 100,
+    k: Annotated[list[int] | None, typer.Option(
+        "--k", min=1, help="Cut-off of precision@k; repeat for several (default: 5 and 10).",
+        show_default=False)] = None,
+    metric: Annotated[str, typer.Option(
+        "--metric", help="euclidean (nearest images) or cosine (most similar).")] = "euclidean",
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the synthesis.")] = 0,
+) -> None:
+    """Zero-shot image retrieval (AMAZ, Sec. III-D) with a run's generator.
+
+    Each unseen class's query is the mean of N synthetic features; the real test images of
+    the unseen classes are ranked by distance to it. Prints mean precision@k over the
+    unseen classes and a per-class table, and writes RUN_DIR/retrieval.json. Works for any
+    method's run. Example: gzsl retrieve runs/demo --k 5 --k 10 --metric cosine
+    """
+    from gzsl.experiments.runner import write_json
+
+    if metric not in ("euclidean", "cosine"):
+        raise typer.BadParameter("choose euclidean or cosine", param_hint="--metric")
+    ks = tuple(sorted(set(k or (5, 10))))
+    from gzsl.experiments.retrieve import retrieval_report
+
+    report = retrieval_report(run_dir, root=root, n=n, ks=ks, metric=metric, seed=seed)
+    write_json(run_dir / "retrieval.json", report)
+    synthetic = " (SYNTHETIC data)" if report["synthetic_data"] else ""
+    table = Table(title=f"{report['method']} on {report['dataset']}{synthetic}: zero-shot "
+                  f"retrieval, query = mean of {n} synthetic features, {metric} distance",
+                  caption=f"gallery: {report['gallery_images']} real unseen test images")
+    table.add_column("class", overflow="fold")
+    table.add_column("images", justify="right")
+    for cutoff in ks:
+        table.add_column(f"P@{cutoff}", justify="right")
+    for name, row in report["per_class"].items():
+        table.add_row(name, str(row["gallery_images"]),
+                      *(f"{row[f'precision@{c}']:.1f}" for c in ks))
+    table.add_row("mean", "", *(f"{report['mean'][f'precision@{c}']:.1f}" for c in ks),
+                  style="bold")
+    console.print(table)
+    console.print(f"wrote {run_dir / 'retrieval.json'}", highlight=False, soft_wrap=True)
