@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import pytest
 import torch
@@ -13,7 +14,8 @@ from gzsl.methods.amaz import (
     AMAZConfig,
     AMAZNetworks,
     EpisodeSampler,
-    InnerRates,
+    Losses,
+    gradient_penalty,
     inner_step,
     meta_objective,
 )
@@ -124,7 +126,9 @@ def test_inner_step_meta_gradient_equals_hand_derivation():
                                (theta + alpha * A.T @ (A @ theta - b)).detach())
 
 
-def test_meta_objective_gradient_matches_finite_differences(tiny_seen_data):
+@pytest.mark.parametrize("penalty", [0.0, 2.0])
+def test_meta_objective_gradient_matches_finite_differences(tiny_seen_data, penalty):
+    """Exact second-order meta-gradient, also through the gradient penalty (third order)."""
     data = tiny_seen_data
     config = AMAZConfig(**{**TINY, "dropout": 0.3})
     torch.manual_seed(0)
@@ -132,16 +136,18 @@ def test_meta_objective_gradient_matches_finite_differences(tiny_seen_data):
     semantics = data.class_semantics[data.seen_classes].double()
     sampler = EpisodeSampler(data.features.double(), data.labels, semantics)
     support, query = sampler.draw(2, 3, 2, 2, torch.Generator().manual_seed(1))
-    rates = InnerRates(critic=0.3, modulation=0.3, generator=0.3)
+    config = dataclasses.replace(config, critic_inner_lr=0.3, modulation_inner_lr=0.3,
+                                 generator_inner_lr=0.3, train_noise_std=0.5,
+                                 critic_penalty=penalty)
     params = {k: v.detach().clone().requires_grad_() for k, v in networks.named_parameters()}
 
     def losses(p, first_order=False):  # noise and dropout masks replayed from one seed
-        return meta_objective(networks, p, support, query, rates=rates, noise_std=0.5,
-                              generator=torch.Generator().manual_seed(2),
-                              first_order=first_order)
+        return meta_objective(networks, p, support, query,
+                              config=dataclasses.replace(config, first_order=first_order),
+                              generator=torch.Generator().manual_seed(2))
 
     direction_g = torch.Generator().manual_seed(3)
-    for group, loss_name in (("critic", "critic"), ("modulation", "attribute"),
+    for group, loss_name in (("critic", "critic"), ("modulation", "modulation"),
                              ("generator", "generator")):
         names = list(networks.group(params, group))
         direction = {n: torch.randn(params[n].shape, generator=direction_g, dtype=torch.float64)
@@ -181,7 +187,8 @@ def test_checkpoints_are_due_iterations_and_the_end_and_can_stop(tiny_seen_data)
     assert [c.iteration for c in calls] == [3, 6, 7]
     rows = 2 * 3 * (2 + 2)
     assert calls[0].epoch == pytest.approx(3 * rows / len(tiny_seen_data.features))
-    assert set(calls[0].losses) == {"critic", "adversarial", "attribute", "classification",
+    assert set(calls[0].losses) == {"critic", "penalty", "adversarial", "attribute",
+                                    "classification", "real_attribute", "real_classification",
                                     "generator"}
     stopped = []
     model.fit(tiny_seen_data, generator=torch.Generator().manual_seed(0),
@@ -257,3 +264,167 @@ def test_too_few_classes_reduce_n_way_with_a_warning(tiny_seen_data):
                          data.seen_classes[:1])
     with pytest.raises(GZSLError, match="at least 2 seen classes"):
         _fit(one_class)
+
+
+def test_gradient_penalty_equals_hand_computation():
+    g = torch.Generator().manual_seed(0)
+    real = torch.rand(6, 4, generator=g, dtype=torch.float64)
+    fake = torch.rand(6, 4, generator=g, dtype=torch.float64)
+    scale = torch.tensor(1.5, dtype=torch.float64, requires_grad=True)
+
+    def critic(x):  # D(x) = scale * ||x||^2 / 2, so grad_x D = scale * x
+        return scale * (x ** 2).sum(dim=1) / 2
+
+    penalty = gradient_penalty(critic, real, fake, torch.Generator().manual_seed(7))
+    mix = torch.rand(6, 1, generator=torch.Generator().manual_seed(7), dtype=torch.float64)
+    norms = (mix * real + (1 - mix) * fake).norm(dim=1)
+    torch.testing.assert_close(penalty, ((1.5 * norms - 1) ** 2).mean())
+    (derivative,) = torch.autograd.grad(penalty, scale)  # differentiable in the critic
+    torch.testing.assert_close(derivative, (2 * (1.5 * norms - 1) * norms).mean())
+    weights = torch.tensor([0.6, 0.0, 0.0, 0.0], dtype=torch.float64)  # linear critic
+    linear = gradient_penalty(lambda x: x @ weights, real, fake, None)
+    torch.testing.assert_close(linear, torch.tensor(0.16, dtype=torch.float64))
+
+
+def test_gradient_penalty_enters_the_critic_objective(tiny_seen_data):
+    data = tiny_seen_data
+    config = AMAZConfig(**{**TINY, "dropout": 0.0, "critic_penalty": 3.0})
+    networks = AMAZNetworks(config, 8, 5, 6).train()
+    params = dict(networks.named_parameters())
+    sampler = EpisodeSampler(data.features, data.labels, data.class_semantics[:6])
+    episode = sampler.draw(2, 3, 2, 2, torch.Generator().manual_seed(1))[0]
+    fake = torch.rand(episode.features.shape, generator=torch.Generator().manual_seed(2))
+    result = Losses(networks, config, torch.Generator().manual_seed(3)).critic(params, episode,
+                                                                              fake)
+    scores = networks.critic(torch.cat([episode.features, fake]),
+                             episode.attributes.repeat(2, 1))
+    n = len(fake)
+    penalty = gradient_penalty(lambda x: networks.critic(x, episode.attributes),
+                               episode.features, fake, torch.Generator().manual_seed(3))
+    torch.testing.assert_close(result["penalty"], penalty)
+    torch.testing.assert_close(result["critic"],
+                               scores[:n].mean() - scores[n:].mean() - 3.0 * penalty)
+
+
+def test_real_auxiliaries_fit_real_features_and_only_judge_the_fakes(tiny_seen_data):
+    data = tiny_seen_data
+    config = AMAZConfig(**{**TINY, "dropout": 0.0, "real_auxiliaries": True,
+                           "classification_weight": 0.7})
+    networks = AMAZNetworks(config, 8, 5, 6).train()
+    params = dict(networks.named_parameters())
+    sampler = EpisodeSampler(data.features, data.labels, data.class_semantics[:6])
+    episode = sampler.draw(2, 3, 2, 2, torch.Generator().manual_seed(1))[0]
+    losses = Losses(networks, config, None)
+    fake = losses.synthesise(params, episode, losses.noise(episode))
+    scores = networks.critic(fake, episode.attributes)
+    names = {m: [k for k in params if k.startswith(m + ".")]
+             for m in ("classifier", "attribute_discriminator", "generator")}
+
+    def grads(loss, module):
+        return torch.autograd.grad(loss, [params[k] for k in names[module]], retain_graph=True,
+                                   allow_unused=True)
+
+    total = losses.generator_group(params, episode, fake, scores)["generator"]
+    real_only = 0.7 * losses.classification(params, episode, episode.features)
+    for got, expected in zip(grads(total, "classifier"), grads(real_only, "classifier"),
+                             strict=True):
+        torch.testing.assert_close(got, expected)
+    assert any(g is not None and float(g.abs().sum()) > 0 for g in grads(total, "generator"))
+    modulation = losses.modulation(params, episode, fake)["modulation"]
+    real_attribute = losses.attribute(params, episode, episode.features)
+    for got, expected in zip(grads(modulation, "attribute_discriminator"),
+                             grads(real_attribute, "attribute_discriminator"), strict=True):
+        torch.testing.assert_close(got, expected)
+    off = Losses(networks, dataclasses.replace(config, real_auxiliaries=False), None)
+    default = off.generator_group(params, episode, fake, scores)
+    assert float(default["real_classification"]) == 0.0  # paper: C sees only the fakes
+    assert any(float(g.abs().sum()) > 0 for g in grads(default["classification"], "classifier"))
+
+
+def test_auxiliary_pretraining_fits_the_classifier_to_real_features(tiny_seen_data):
+    data = tiny_seen_data
+
+    def accuracy(model):
+        with torch.no_grad():
+            logits = model.networks_.classifier.eval()(data.features)
+        return float((logits.argmax(1) == data.labels).float().mean())
+
+    plain = _fit(data, iterations=0, dropout=0.0)
+    pretrained = _fit(data, iterations=0, dropout=0.0, auxiliary_pretraining=100,
+                      auxiliary_lr=1e-2)
+    assert accuracy(pretrained) > 0.9 > accuracy(plain) + 0.3
+    for (name, before), after in zip(plain.networks_.state_dict().items(),
+                                     pretrained.networks_.state_dict().values(), strict=True):
+        if name.startswith(("generator.", "critic.", "modulation.")):
+            torch.testing.assert_close(before, after)
+
+
+def test_extra_critic_steps_update_only_the_critic(tiny_seen_data, monkeypatch):
+    steps = []
+    original = torch.optim.Adam.step
+
+    def counting(self, *args, **kwargs):
+        steps.append(sum(p.numel() for group in self.param_groups for p in group["params"]))
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.Adam, "step", counting)
+    model = _fit(tiny_seen_data, iterations=2, critic_steps=3)
+    critic_size = sum(p.numel() for p in model.networks_.critic.parameters())
+    assert steps.count(critic_size) == 2 * 3 and len(steps) == 2 * 3 + 2 * 2
+
+
+@pytest.mark.parametrize("activation", ["none", "relu", "sigmoid"])
+def test_output_activation(tiny_seen_data, activation):
+    model = _fit(tiny_seen_data, iterations=2, output_activation=activation)
+    samples = model.sample(tiny_seen_data.class_semantics, 50,
+                           generator=torch.Generator().manual_seed(0))
+    if activation == "relu":
+        assert float(samples.min()) == 0.0
+    elif activation == "sigmoid":
+        assert float(samples.min()) > 0.0 and float(samples.max()) < 1.0
+    else:
+        assert float(samples.min()) < 0.0  # the supplement's plain FC output is unbounded
+
+
+def test_class_scope_modulates_each_row_by_its_own_class(tiny_seen_data):
+    data = tiny_seen_data
+    config = AMAZConfig(**{**TINY, "dropout": 0.0, "modulation_scope": "class"})
+    networks = AMAZNetworks(config, 8, 5, 6).eval()
+    params = dict(networks.named_parameters())
+    episode = EpisodeSampler(data.features, data.labels, data.class_semantics[:6]).draw(
+        2, 3, 2, 2, torch.Generator().manual_seed(1))[0]
+    noise = torch.randn(len(episode.features), 5, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        per_class = Losses(networks, config, None).synthesise(params, episode, noise)
+        rows = networks.modulation(episode.attributes.unsqueeze(1))
+        expected = networks.generator(noise, episode.attributes, rows)
+        task = Losses(networks, AMAZConfig(**{**TINY, "dropout": 0.0}), None).synthesise(
+            params, episode, noise)
+    torch.testing.assert_close(per_class, expected)
+    assert not torch.allclose(task, expected)
+
+
+def test_invalid_settings_are_user_errors():
+    with pytest.raises(GZSLError, match="output_activation"):
+        AMAZConfig(output_activation="tanh")
+    with pytest.raises(GZSLError, match="modulation_scope"):
+        AMAZConfig(modulation_scope="row")
+    with pytest.raises(GZSLError, match="critic_steps"):
+        AMAZConfig(critic_steps=0)
+    with pytest.raises(GZSLError, match="critic_penalty"):
+        AMAZConfig(critic_penalty=-1.0)
+
+
+def test_epoch_budget_scales_with_the_training_set(tiny_seen_data):
+    model = AMAZ(**{**TINY, "epochs": 2.0})
+    rows = 2 * 3 * (2 + 2)  # tasks_per_batch * n_way * (support + query shots)
+    assert model.total_iterations(180) == 15 == math.ceil(2.0 * 180 / rows)
+    assert model.total_iterations(181) == 16 and model.total_iterations(1) == 1
+    assert AMAZ(**TINY).total_iterations(10_000) == TINY["iterations"]
+    calls = []
+    model.fit(tiny_seen_data, generator=torch.Generator().manual_seed(0),
+              schedule=CheckpointSchedule(every=100, callback=calls.append))
+    assert [c.iteration for c in calls] == [15]
+    assert calls[0].epoch == pytest.approx(15 * rows / len(tiny_seen_data.features))
+    with pytest.raises(GZSLError, match="epochs"):
+        AMAZConfig(epochs=0.0)

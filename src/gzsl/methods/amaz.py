@@ -15,10 +15,16 @@ adapts D (ascent on Eq. 6), then AP/AM/AD (Eq. 5), then G and C (Eq. 7) (Eq. 9-1
 query losses at the adapted parameters, differentiated through the inner step, update the
 meta-parameters with Adam (Eq. 11). As in the paper (Sec. II-D, after ZSML), the inner step
 is taken once per batch of tasks, not once per task.
+
+Options beyond the paper, all off by default (docs/methods/amaz.md says why and what they
+measured): a WGAN-GP gradient penalty instead of weight clipping, several critic updates
+per iteration, C and AD fitted to real features (and pretrained), an epoch-based budget,
+an output activation and per-class modulation in training.
 """
 
 from __future__ import annotations
 
+import math
 import sys
 import warnings
 from collections.abc import Callable
@@ -40,7 +46,13 @@ from gzsl.methods.base import (
     register,
     seeded_init,
 )
-from gzsl.nn.modulation import AttributeModulation, Critic, FDLStack, ModulatedGenerator
+from gzsl.nn.modulation import (
+    OUTPUT_ACTIVATIONS,
+    AttributeModulation,
+    Critic,
+    FDLStack,
+    ModulatedGenerator,
+)
 
 #: Parameter groups of Algorithm 1: theta_d, theta_am = {AP, AM, AD}, theta_gc = {G, C}.
 PARAMETER_GROUPS: dict[str, tuple[str, ...]] = {
@@ -50,7 +62,11 @@ PARAMETER_GROUPS: dict[str, tuple[str, ...]] = {
 }
 
 #: Query-set losses reported at checkpoints (means since the previous checkpoint).
-LOSS_NAMES = ("critic", "adversarial", "attribute", "classification", "generator")
+LOSS_NAMES = ("critic", "penalty", "adversarial", "attribute", "classification",
+              "real_attribute", "real_classification", "generator")
+
+#: What modulates G in training: the task's mean embedding, or each row's own class.
+MODULATION_SCOPES = ("task", "class")
 
 
 def _stderr_is_tty() -> bool:
@@ -68,6 +84,10 @@ class AMAZConfig:
     Attributes:
         iterations: meta-iterations (one batch of tasks each); the paper's "epoch number",
             15000 for AWA1 / AWA2 and 25000 for SUN / CUB.
+        epochs: when set, the budget in passes over the training features instead
+            (:meth:`AMAZ.total_iterations`): the validation protocol transfers its chosen
+            checkpoint to the larger final training set as an epoch, which a fixed number of
+            iterations may not reach. Our option; ``None`` uses ``iterations``.
         n_way: classes per support task and per query task (10); reduced, with a
             warning, when the seen classes cannot fill two disjoint sets of ``n_way``.
         support_shots: images per class in a support task (5).
@@ -82,10 +102,33 @@ class AMAZConfig:
         adam_betas: Adam's betas for the outer updates (the paper names Adam only).
         critic_clip: after each outer step the critic's weights are clipped to
             ``[-critic_clip, critic_clip]`` (the WGAN Lipschitz constraint; the paper names
-            none, and without one the critic of Eq. 6 diverges); ``None`` disables it.
+            none, and without one the critic of Eq. 6 diverges); ``None`` or 0 disables it.
+        critic_penalty: weight lambda of a WGAN-GP gradient penalty (Gulrajani et al.
+            2017, as in f-CLSWGAN) subtracted from the critic's objective, inner and outer
+            step alike: ``L_D - lambda * E[(||grad_x D(x_hat, a)|| - 1)^2]`` at random
+            interpolates ``x_hat`` of real and synthetic features. Our option (the paper
+            names no Lipschitz constraint); 0 turns it off. Use it with ``critic_clip`` 0.
+        critic_steps: critic updates per meta-iteration (WGAN's n_critic); the first is the
+            meta-update of Eq. 11, each further one a plain update at the meta-parameters
+            (no inner step) on a fresh support and query episode. 1 is Algorithm 1.
+        real_auxiliaries: C and AD are fitted to the real features of each episode (as
+            f-CLSWGAN's classifier and TF-VAEGAN's semantic decoder are), and the fake
+            terms of Eq. 5 and 7 then train only the networks that make the fakes (G, AP,
+            AM): C and AD cannot co-adapt to the fakes. Off: the paper's Eq. 5 / 7, where C
+            and AD see only synthetic features. Our option.
+        auxiliary_pretraining: steps fitting C and AD to real seen features (support
+            episodes, Adam at ``auxiliary_lr``) before meta-training, as f-CLSWGAN
+            pretrains its classifier; 0 (the paper) skips it. Our option.
+        auxiliary_lr: Adam learning rate of that pretraining.
+        modulation_scope: ``"task"`` (Eq. 1 as read here: G is modulated by the mean
+            embedding of the task's N classes) or ``"class"`` (each row by its own class's
+            embedding, as every class is modulated at synthesis time). Our option.
         train_noise_std: sigma of the generator noise during training (0.1).
         sample_noise_std: sigma of the generator noise when synthesising (1.0).
         noise_dim: noise dimension; ``None`` uses the semantic dimension.
+        output_activation: applied to the generator's modulated output: ``"none"`` (the
+            supplement's plain FC), ``"relu"`` (non-negative, like post-ReLU CNN features and
+            f-CLSWGAN's generator) or ``"sigmoid"`` (inside min-max scaled ``[0, 1]``).
         generator_width: hidden width of G as a multiple of D (2048 / 2048).
         embedding_width: width of AP's task embedding as a multiple of D (2048 / 2048).
         classifier_widths: FDL widths of C as multiples of D (512, 512 of 2048).
@@ -103,6 +146,7 @@ class AMAZConfig:
     """
 
     iterations: int = 15000
+    epochs: float | None = None
     n_way: int = 10
     support_shots: int = 5
     query_shots: int = 3
@@ -115,9 +159,16 @@ class AMAZConfig:
     generator_lr: float = 1e-5
     adam_betas: tuple[float, float] = (0.9, 0.999)
     critic_clip: float | None = 0.01
+    critic_penalty: float = 0.0
+    critic_steps: int = 1
+    real_auxiliaries: bool = False
+    auxiliary_pretraining: int = 0
+    auxiliary_lr: float = 1e-3
+    modulation_scope: str = "task"
     train_noise_std: float = 0.1
     sample_noise_std: float = 1.0
     noise_dim: int | None = None
+    output_activation: str = "none"
     generator_width: float = 1.0
     embedding_width: float = 1.0
     classifier_widths: tuple[float, ...] = (0.25, 0.25)
@@ -131,6 +182,23 @@ class AMAZConfig:
     first_order: bool = False
     sample_batch: int = 4096
     progress: bool = field(default_factory=_stderr_is_tty)
+
+    def __post_init__(self) -> None:
+        if self.output_activation not in OUTPUT_ACTIVATIONS:
+            raise GZSLError(f"unknown output_activation {self.output_activation!r}; choose "
+                            f"one of {', '.join(OUTPUT_ACTIVATIONS)}")
+        if self.modulation_scope not in MODULATION_SCOPES:
+            raise GZSLError(f"unknown modulation_scope {self.modulation_scope!r}; choose "
+                            f"one of {', '.join(MODULATION_SCOPES)}")
+        for name in ("critic_penalty", "auxiliary_pretraining"):
+            if getattr(self, name) < 0:
+                raise GZSLError(f"AMAZ setting {name} must be >= 0, got "
+                                f"{getattr(self, name)!r}")
+        if self.epochs is not None and self.epochs <= 0:
+            raise GZSLError(f"AMAZ setting epochs must be positive, got {self.epochs!r}")
+        if self.critic_steps < 1:
+            raise GZSLError(f"AMAZ setting critic_steps must be at least 1, got "
+                            f"{self.critic_steps!r}")
 
 
 class AMAZNetworks(nn.Module):
@@ -152,7 +220,8 @@ class AMAZNetworks(nn.Module):
         blocks = {"dropout": config.dropout, "leaky_slope": config.leaky_slope}
         self.generator = ModulatedGenerator(
             self.noise_dim, semantic_dim, width(config.generator_width), feature_dim,
-            batch_norm_eps=config.batch_norm_eps, **blocks)
+            batch_norm_eps=config.batch_norm_eps, output_activation=config.output_activation,
+            **blocks)
         self.modulation = AttributeModulation(
             semantic_dim, width(config.embedding_width), self.generator.modulated_widths,
             **blocks)
@@ -251,87 +320,165 @@ def inner_step(params: dict[str, Tensor], loss: Tensor, learning_rate: float, *,
             for n, g in zip(names, grads, strict=True)}
 
 
-@dataclass(frozen=True)
-class InnerRates:
-    """alpha_1, alpha_2, alpha_3 of Algorithm 1."""
+def gradient_penalty(critic: Callable[[Tensor], Tensor], real: Tensor, fake: Tensor,
+                     generator: torch.Generator | None) -> Tensor:
+    """WGAN-GP's penalty ``E[(||grad_x D(x_hat)||_2 - 1)^2]`` (Gulrajani et al. 2017).
 
-    critic: float
-    modulation: float
-    generator: float
+    ``x_hat = u * real + (1 - u) * fake`` with one ``u ~ U(0, 1)`` per row (drawn from
+    ``generator``); ``critic`` maps ``(rows, D)`` features to ``(rows,)`` scores (the class
+    attribute is held fixed, as in f-CLSWGAN). The result stays differentiable
+    (``create_graph``) with respect to the critic's parameters and, through ``fake``, the
+    generator's, so the meta-gradient through an inner step that used it stays exact.
+    """
+    mix = torch.rand(len(real), 1, generator=generator, device=real.device, dtype=real.dtype)
+    interpolates = mix * real + (1 - mix) * fake
+    if not interpolates.requires_grad:
+        interpolates.requires_grad_(True)
+    (gradient,) = torch.autograd.grad(critic(interpolates).sum(), interpolates,
+                                      create_graph=True)
+    return ((gradient.norm(dim=1) - 1) ** 2).mean()
+
+
+class Losses:
+    """The losses of Eq. 5-7 for any parameter values (meta-parameters or adapted ones).
+
+    ``params`` is a flat dict as in :meth:`AMAZNetworks.call`; every random draw (noise,
+    dropout masks, penalty interpolates) comes from ``generator``.
+    """
+
+    def __init__(self, networks: AMAZNetworks, config: AMAZConfig,
+                 generator: torch.Generator | None) -> None:
+        self.networks, self.config, self.generator = networks, config, generator
+
+    def noise(self, episode: Episode) -> Tensor:
+        """Generator noise ``z ~ N(0, train_noise_std^2)``, one row per episode row."""
+        features = episode.features
+        return self.config.train_noise_std * torch.randn(
+            len(features), self.networks.noise_dim, generator=self.generator,
+            device=features.device, dtype=features.dtype)
+
+    def synthesise(self, p: dict[str, Tensor], episode: Episode, noise: Tensor) -> Tensor:
+        """Eq. 1-3: features for the episode's rows, G modulated per task (or per class)."""
+        tasks = episode.task_attributes
+        if self.config.modulation_scope == "class":
+            tasks = tasks.reshape(-1, 1, tasks.shape[-1])
+        repeats = len(episode.features) // len(tasks)
+        modulation = self.networks.call("modulation", p, tasks, generator=self.generator)
+        rows = [(w.repeat_interleave(repeats, 0), b.repeat_interleave(repeats, 0))
+                for w, b in modulation]
+        return self.networks.call("generator", p, noise, episode.attributes, rows,
+                                  generator=self.generator)
+
+    def critic(self, p: dict[str, Tensor], episode: Episode,
+               fake: Tensor) -> dict[str, Tensor]:
+        """The critic's objective (Eq. 6, minus the optional penalty) and the fake scores."""
+        both = self.networks.call("critic", p, torch.cat([episode.features, fake]),
+                                  episode.attributes.repeat(2, 1), generator=self.generator)
+        real_scores, fake_scores = both[: len(fake)], both[len(fake):]
+        objective = real_scores.mean() - fake_scores.mean()
+        weight = self.config.critic_penalty
+        if weight == 0:
+            penalty = torch.zeros_like(objective)
+        else:
+            penalty = gradient_penalty(
+                lambda x: self.networks.call("critic", p, x, episode.attributes,
+                                             generator=self.generator),
+                episode.features, fake, self.generator)
+        return {"critic": objective - weight * penalty, "penalty": penalty,
+                "fake_scores": fake_scores}
+
+    def attribute(self, p: dict[str, Tensor], episode: Episode, features: Tensor) -> Tensor:
+        """Eq. 5: squared L2 error of AD's reconstructed attributes, mean over rows."""
+        reconstructed = self.networks.call("attribute_discriminator", p, features,
+                                           generator=self.generator)
+        return ((episode.attributes - reconstructed) ** 2).sum(dim=1).mean()
+
+    def classification(self, p: dict[str, Tensor], episode: Episode,
+                       features: Tensor) -> Tensor:
+        """L_CLS: cross-entropy of C over the seen classes."""
+        logits = self.networks.call("classifier", p, features, generator=self.generator)
+        return F.cross_entropy(logits, episode.targets)
+
+    def _judge(self, p: dict[str, Tensor], module: str) -> dict[str, Tensor]:
+        """``p`` with ``module``'s entries detached when the auxiliaries learn from real data.
+
+        The fake-feature terms then move only the networks that make the fakes (G, AP, AM),
+        not the auxiliary that judges them: C and AD cannot co-adapt to the fakes.
+        """
+        if not self.config.real_auxiliaries:
+            return p
+        prefix = module + "."
+        return {k: v.detach() if k.startswith(prefix) else v for k, v in p.items()}
+
+    def modulation(self, p: dict[str, Tensor], episode: Episode,
+                   fake: Tensor) -> dict[str, Tensor]:
+        """theta_am's objective: L_AD (Eq. 5) on the fakes; with ``real_auxiliaries`` AD is
+        fitted to the real features instead, and the fake term trains only AP and AM."""
+        attribute = self.attribute(self._judge(p, "attribute_discriminator"), episode, fake)
+        real = (self.attribute(p, episode, episode.features) if self.config.real_auxiliaries
+                else torch.zeros_like(attribute))
+        return {"attribute": attribute, "real_attribute": real, "modulation": attribute + real}
+
+    def generator_group(self, p: dict[str, Tensor], episode: Episode, fake: Tensor,
+                        fake_scores: Tensor) -> dict[str, Tensor]:
+        """theta_gc's objective L_GC (Eq. 7); with ``real_auxiliaries`` C is fitted to the
+        real features, and the fake terms train only G."""
+        config = self.config
+        adversarial = -fake_scores.mean()
+        attribute = self.attribute(self._judge(p, "attribute_discriminator"), episode, fake)
+        classification = self.classification(self._judge(p, "classifier"), episode, fake)
+        real = (self.classification(p, episode, episode.features) if config.real_auxiliaries
+                else torch.zeros_like(classification))
+        total = (adversarial + config.attribute_weight * attribute
+                 + config.classification_weight * (classification + real))
+        return {"adversarial": adversarial, "attribute": attribute,
+                "classification": classification, "real_classification": real,
+                "generator": total}
 
 
 def meta_objective(networks: AMAZNetworks, params: dict[str, Tensor], support: Episode,
-                   query: Episode, *, rates: InnerRates, noise_std: float,
-                   generator: torch.Generator | None, first_order: bool = False,
-                   attribute_weight: float = 1.0,
-                   classification_weight: float = 1.0) -> dict[str, Tensor]:
+                   query: Episode, *, config: AMAZConfig,
+                   generator: torch.Generator | None) -> dict[str, Tensor]:
     """Query losses after one inner step on the support set (Algorithm 1, lines 5-19).
 
     Inner step (Eq. 9-10): theta_d' = theta_d + alpha_1 grad L_D; theta_am' = theta_am -
     alpha_2 grad L_AD; then, with D' and AP'/AM'/AD', theta_gc' = theta_gc - alpha_3 grad
     L_GC. Every query loss is evaluated at the adapted parameters and stays differentiable
-    with respect to ``params`` through the inner step; the caller differentiates ``critic``
-    (to ascend) by theta_d, ``attribute`` by theta_am and ``generator`` by theta_gc (Eq. 11).
+    with respect to ``params`` through the inner step (unless ``config.first_order``); the
+    caller differentiates ``critic`` (to ascend) by theta_d, ``modulation`` by theta_am and
+    ``generator`` by theta_gc (Eq. 11).
 
-    Returns the query losses: ``critic`` (L_D, Eq. 6), ``adversarial`` (-E[D(G)]),
-    ``attribute`` (L_AD, Eq. 5), ``classification`` (L_CLS) and ``generator`` (L_GC, Eq. 7).
+    With ``config.critic_penalty`` lambda > 0 the critic's objective, in the inner step and
+    in the returned ``critic`` alike, is ``L_D - lambda * GP`` (:func:`gradient_penalty`);
+    with ``config.real_auxiliaries`` AD and C also fit the real features (our options).
+
+    Returns the query losses: ``critic`` (the critic's objective), ``penalty`` (GP, 0 when
+    off), ``adversarial`` (-E[D(G)]), ``attribute`` (L_AD, Eq. 5), ``classification``
+    (L_CLS), ``real_attribute`` / ``real_classification`` (on real features; 0 when off),
+    ``modulation`` (theta_am's objective) and ``generator`` (L_GC, Eq. 7).
     """
-    noise_dim = networks.noise_dim
-
-    def synthesise(p: dict[str, Tensor], episode: Episode, noise: Tensor) -> Tensor:
-        repeats = episode.rows_per_task
-        modulation = networks.call("modulation", p, episode.task_attributes, generator=generator)
-        rows = [(w.repeat_interleave(repeats, 0), b.repeat_interleave(repeats, 0))
-                for w, b in modulation]
-        return networks.call("generator", p, noise, episode.attributes, rows, generator=generator)
-
-    def critic_scores(p: dict[str, Tensor], episode: Episode,
-                      fake: Tensor) -> tuple[Tensor, Tensor]:
-        both = networks.call("critic", p, torch.cat([episode.features, fake]),
-                             episode.attributes.repeat(2, 1), generator=generator)
-        return both[: len(fake)], both[len(fake):]
-
-    def attribute_loss(p: dict[str, Tensor], episode: Episode, fake: Tensor) -> Tensor:
-        reconstructed = networks.call("attribute_discriminator", p, fake, generator=generator)
-        return ((episode.attributes - reconstructed) ** 2).sum(dim=1).mean()
-
-    def generator_losses(p: dict[str, Tensor], episode: Episode, fake: Tensor,
-                         fake_scores: Tensor) -> dict[str, Tensor]:
-        adversarial = -fake_scores.mean()
-        attribute = attribute_loss(p, episode, fake)
-        logits = networks.call("classifier", p, fake, generator=generator)
-        classification = F.cross_entropy(logits, episode.targets)
-        total = adversarial + attribute_weight * attribute + classification_weight * classification
-        return {"adversarial": adversarial, "attribute": attribute,
-                "classification": classification, "generator": total}
-
-    def noise(episode: Episode) -> Tensor:
-        return noise_std * torch.randn(len(episode.features), noise_dim, generator=generator,
-                                       device=episode.features.device,
-                                       dtype=episode.features.dtype)
-
-    create_graph = not first_order
-    support_noise = noise(support)
-    fake = synthesise(params, support, support_noise)
-    real_scores, fake_scores = critic_scores(params, support, fake)
+    losses = Losses(networks, config, generator)
+    create_graph = not config.first_order
+    support_noise = losses.noise(support)
+    fake = losses.synthesise(params, support, support_noise)
     adapted = dict(params)
     adapted.update(inner_step(networks.group(params, "critic"),
-                              real_scores.mean() - fake_scores.mean(), rates.critic,
-                              ascend=True, create_graph=create_graph))
+                              losses.critic(params, support, fake)["critic"],
+                              config.critic_inner_lr, ascend=True, create_graph=create_graph))
     adapted.update(inner_step(networks.group(params, "modulation"),
-                              attribute_loss(params, support, fake), rates.modulation,
-                              create_graph=create_graph))
-    fake = synthesise(adapted, support, support_noise)
+                              losses.modulation(params, support, fake)["modulation"],
+                              config.modulation_inner_lr, create_graph=create_graph))
+    fake = losses.synthesise(adapted, support, support_noise)
     fake_scores = networks.call("critic", adapted, fake, support.attributes, generator=generator)
-    support_generator = generator_losses(adapted, support, fake, fake_scores)["generator"]
+    support_generator = losses.generator_group(adapted, support, fake, fake_scores)["generator"]
     adapted.update(inner_step(networks.group(adapted, "generator"), support_generator,
-                              rates.generator, create_graph=create_graph))
+                              config.generator_inner_lr, create_graph=create_graph))
 
-    fake = synthesise(adapted, query, noise(query))
-    real_scores, fake_scores = critic_scores(adapted, query, fake)
-    losses = generator_losses(adapted, query, fake, fake_scores)
-    losses["critic"] = real_scores.mean() - fake_scores.mean()
-    return {name: losses[name] for name in LOSS_NAMES}
+    fake = losses.synthesise(adapted, query, losses.noise(query))
+    result = losses.critic(adapted, query, fake)
+    result.update(losses.generator_group(adapted, query, fake, result.pop("fake_scores")))
+    result.update(losses.modulation(adapted, query, fake))
+    return result
 
 
 @register
@@ -361,6 +508,11 @@ class AMAZ(Generator):
         self.networks_.to(device).train()
         semantics = data.class_semantics.to(device)[seen]
         sampler = EpisodeSampler(data.features, torch.searchsorted(seen, data.labels), semantics)
+        def draw() -> tuple[Episode, Episode]:
+            return sampler.draw(config.tasks_per_batch, self.n_way_, config.support_shots,
+                                config.query_shots, generator)
+
+        self._pretrain_auxiliaries(draw, generator)
         step = self._outer_step(generator)
 
         total = self.total_iterations(len(data.features))
@@ -370,10 +522,8 @@ class AMAZ(Generator):
         callback = schedule.callback if schedule is not None else None
         with tqdm(total=total, disable=not config.progress, desc="AMAZ") as bar:
             for iteration in range(1, total + 1):
-                support, query = sampler.draw(config.tasks_per_batch, self.n_way_,
-                                              config.support_shots, config.query_shots,
-                                              generator)
-                sums += step(support, query)
+                extra = [draw() for _ in range(config.critic_steps - 1)]
+                sums += step(*draw(), extra)
                 since += 1
                 bar.update()
                 if callback is not None and (schedule.due(iteration) or iteration == total):
@@ -388,6 +538,30 @@ class AMAZ(Generator):
         self.networks_.eval()
         return self
 
+    def _pretrain_auxiliaries(self, draw: Callable[[], tuple[Episode, Episode]],
+                              generator: torch.Generator) -> None:
+        """Fit C and AD to real seen features for ``auxiliary_pretraining`` steps (our option).
+
+        As f-CLSWGAN pretrains its classifier: the classification and attribute losses on the
+        fakes then carry class and semantic information from the first meta-iteration.
+        """
+        steps = self.config.auxiliary_pretraining
+        if steps == 0:
+            return
+        networks = self.networks_
+        params = dict(networks.named_parameters())
+        modules = ("classifier.", "attribute_discriminator.")
+        optimizer = torch.optim.Adam([v for k, v in params.items() if k.startswith(modules)],
+                                     lr=self.config.auxiliary_lr, betas=self.config.adam_betas)
+        losses = Losses(networks, self.config, generator)
+        for _ in range(steps):
+            episode = draw()[0]
+            loss = (losses.classification(params, episode, episode.features)
+                    + losses.attribute(params, episode, episode.features))
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+
     def _outer_step(self, generator: torch.Generator) -> Callable[[Episode, Episode], Tensor]:
         """Eq. 11 as one function of a support and a query episode; returns the losses."""
         config, networks = self.config, self.networks_
@@ -397,33 +571,57 @@ class AMAZ(Generator):
                  "generator": config.generator_lr}
         optimizers = {name: torch.optim.Adam(groups[name], lr=rates[name],
                                              betas=config.adam_betas) for name in groups}
-        inner = InnerRates(config.critic_inner_lr, config.modulation_inner_lr,
-                           config.generator_inner_lr)
+        losses = Losses(networks, config, generator)
 
-        def step(support: Episode, query: Episode) -> Tensor:
-            losses = meta_objective(
-                networks, params, support, query, rates=inner,
-                noise_std=config.train_noise_std, generator=generator,
-                first_order=config.first_order, attribute_weight=config.attribute_weight,
-                classification_weight=config.classification_weight)
-            for optimizer in optimizers.values():
-                optimizer.zero_grad(set_to_none=True)
-            torch.autograd.backward(-losses["critic"], inputs=groups["critic"], retain_graph=True)
-            torch.autograd.backward(losses["attribute"], inputs=groups["modulation"],
-                                    retain_graph=True)
-            torch.autograd.backward(losses["generator"], inputs=groups["generator"])
-            for optimizer in optimizers.values():
-                optimizer.step()
-            if config.critic_clip is not None:
+        def clip_critic() -> None:
+            if config.critic_clip:
                 with torch.no_grad():
                     for weight in groups["critic"]:
                         weight.clamp_(-config.critic_clip, config.critic_clip)
-            return torch.stack([losses[name].detach() for name in LOSS_NAMES])
+
+        def critic_only(episodes: tuple[Episode, ...]) -> None:
+            """One plain critic update (no inner step) on ``episodes``: WGAN's n_critic."""
+            objective = torch.zeros((), device=episodes[0].features.device)
+            for episode in episodes:
+                with torch.no_grad():
+                    fake = losses.synthesise(params, episode, losses.noise(episode))
+                objective = objective + losses.critic(params, episode, fake)["critic"]
+            optimizers["critic"].zero_grad(set_to_none=True)
+            torch.autograd.backward(-objective / len(episodes), inputs=groups["critic"])
+            optimizers["critic"].step()
+            clip_critic()
+
+        def step(support: Episode, query: Episode,
+                 extra: list[tuple[Episode, Episode]] | None = None) -> Tensor:
+            for episodes in extra or ():
+                critic_only(episodes)
+            result = meta_objective(networks, params, support, query, config=config,
+                                    generator=generator)
+            for optimizer in optimizers.values():
+                optimizer.zero_grad(set_to_none=True)
+            torch.autograd.backward(-result["critic"], inputs=groups["critic"], retain_graph=True)
+            torch.autograd.backward(result["modulation"], inputs=groups["modulation"],
+                                    retain_graph=True)
+            torch.autograd.backward(result["generator"], inputs=groups["generator"])
+            for optimizer in optimizers.values():
+                optimizer.step()
+            clip_critic()
+            return torch.stack([result[name].detach() for name in LOSS_NAMES])
 
         return step
 
     def total_iterations(self, n_train: int) -> int:
-        return self.config.iterations
+        """``iterations``, or with ``epochs`` set, enough meta-iterations for that many passes.
+
+        A pass counts the support and query rows of ``tasks_per_batch`` tasks of ``n_way``
+        classes per iteration, so the budget grows with the training set as the selection
+        protocol's epoch-based checkpoint transfer expects.
+        """
+        config = self.config
+        if config.epochs is None:
+            return config.iterations
+        rows = config.tasks_per_batch * config.n_way * (config.support_shots + config.query_shots)
+        return max(1, math.ceil(config.epochs * n_train / rows))
 
     @torch.no_grad()
     def sample(self, semantics: Tensor, n_per_class: int, *,

@@ -97,17 +97,26 @@ class FBDBlock(nn.Module):
         return dropout(self.norm(self.linear(inputs)), self.dropout, self.training, generator)
 
 
+#: Activations of the generator's output (after its modulation).
+OUTPUT_ACTIVATIONS = {"none": lambda outputs: outputs, "relu": F.relu, "sigmoid": torch.sigmoid}
+
+
 class ModulatedGenerator(nn.Module):
     """Generator G (supplement, Fig. 2): FDL(h), FBD(h), FBD(h), LeakyReLU, FC(D).
 
     Five outputs are modulated (Eq. 3): the input ``o_0 = (z, a)``, the three blocks' outputs
-    and the last fully connected layer's output, which is the synthetic feature.
+    and the last fully connected layer's output, which is the synthetic feature after an
+    optional ``output_activation`` (``"none"``, the supplement's; ``"relu"``; ``"sigmoid"``).
     """
 
     def __init__(self, noise_dim: int, semantic_dim: int, hidden: int, feature_dim: int, *,
                  dropout: float = 0.5, batch_norm_eps: float = 0.8,
-                 leaky_slope: float = 0.2) -> None:
+                 leaky_slope: float = 0.2, output_activation: str = "none") -> None:
         super().__init__()
+        if output_activation not in OUTPUT_ACTIVATIONS:
+            raise ValueError(f"unknown output_activation {output_activation!r}; expected one "
+                             f"of {sorted(OUTPUT_ACTIVATIONS)}")
+        self.output_activation = output_activation
         self.input_dim = noise_dim + semantic_dim
         self.hidden = hidden
         self.feature_dim = feature_dim
@@ -135,7 +144,8 @@ class ModulatedGenerator(nn.Module):
         for block, (weight, bias) in zip(self.blocks, modulation[1:4], strict=True):
             hidden = modulate(block(hidden, generator), weight, bias)
         hidden = F.leaky_relu(hidden, self.leaky_slope)
-        return modulate(self.output(hidden), *modulation[4])
+        outputs = modulate(self.output(hidden), *modulation[4])
+        return OUTPUT_ACTIVATIONS[self.output_activation](outputs)
 
 
 class AttributeModulation(nn.Module):
