@@ -25,10 +25,9 @@ an output activation and per-class modulation in training.
 from __future__ import annotations
 
 import math
-import sys
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -45,6 +44,7 @@ from gzsl.methods.base import (
     SeenData,
     register,
     seeded_init,
+    show_progress,
 )
 from gzsl.nn.modulation import (
     OUTPUT_ACTIVATIONS,
@@ -69,8 +69,6 @@ LOSS_NAMES = ("critic", "penalty", "adversarial", "attribute", "classification",
 MODULATION_SCOPES = ("task", "class")
 
 
-def _stderr_is_tty() -> bool:
-    return sys.stderr.isatty()
 
 
 @dataclass(frozen=True)
@@ -181,7 +179,7 @@ class AMAZConfig:
     classification_weight: float = 1.0
     first_order: bool = False
     sample_batch: int = 4096
-    progress: bool = field(default_factory=_stderr_is_tty)
+    progress: bool | None = None
 
     def __post_init__(self) -> None:
         if self.output_activation not in OUTPUT_ACTIVATIONS:
@@ -520,7 +518,8 @@ class AMAZ(Generator):
         sums = torch.zeros(len(LOSS_NAMES), device=device)
         since = 0
         callback = schedule.callback if schedule is not None else None
-        with tqdm(total=total, disable=not config.progress, desc="AMAZ") as bar:
+        show = show_progress(config.progress)
+        with tqdm(total=total, disable=not show, desc="AMAZ") as bar:
             for iteration in range(1, total + 1):
                 extra = [draw() for _ in range(config.critic_steps - 1)]
                 sums += step(*draw(), extra)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
+import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -200,6 +201,11 @@ def seeded_init(generator: torch.Generator) -> Iterator[None]:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         yield
+
+
+def show_progress(setting: bool | None) -> bool:
+    """A method's ``progress`` setting resolved: ``None`` means "when stderr is a terminal"."""
+    return sys.stderr.isatty() if setting is None else bool(setting)
 
 
 @contextlib.contextmanager

@@ -14,7 +14,6 @@ The global semantic vector comes from relative positioning against three anchor 
 from __future__ import annotations
 
 import contextlib
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
@@ -32,6 +31,7 @@ from gzsl.methods.base import (
     SeenData,
     register,
     seeded_init,
+    show_progress,
 )
 from gzsl.nn.coupling import ConditionalFlow
 
@@ -207,11 +207,11 @@ class GSMFlow(Generator):
         total = config.epochs * steps_per_epoch
         latent_zero = torch.zeros(len(seen_semantics), feature_dim, device=device)
         sums = _LossSums(device, with_prototype=config.use_prototype_loss)
-        progress = sys.stderr.isatty() if config.progress is None else config.progress
         iteration, stop = 0, False
         self.iterations_ = 0
         self._set_training(True)
-        with tqdm(total=total, disable=not progress, desc="gsmflow", leave=False) as bar:
+        show = show_progress(config.progress)
+        with tqdm(total=total, disable=not show, desc="gsmflow", leave=False) as bar:
             for _epoch in range(config.epochs):
                 order = torch.randperm(n_train, generator=generator, device=device)
                 for step in range(steps_per_epoch):

@@ -34,8 +34,7 @@ zeros like the real ones.
 from __future__ import annotations
 
 import math
-import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -51,6 +50,7 @@ from gzsl.methods.base import (
     SeenData,
     register,
     seeded_init,
+    show_progress,
 )
 from gzsl.nn.additive import AdditiveFlow
 
@@ -60,8 +60,6 @@ CLASSIFICATION_LATENTS: tuple[str, ...] = ("flow", "vae")
 _HALF_LOG_TWO_PI = 0.5 * math.log(2 * math.pi)
 
 
-def _stderr_is_tty() -> bool:
-    return sys.stderr.isatty()
 
 
 @dataclass(frozen=True)
@@ -116,7 +114,7 @@ class VAECFlowConfig:
     rectify: bool = False
     initialisation_size: int = 1024
     synthesis_chunk: int = 8192
-    progress: bool = field(default_factory=_stderr_is_tty)
+    progress: bool | None = None
 
     def __post_init__(self) -> None:
         if self.classification_latent not in CLASSIFICATION_LATENTS:
@@ -261,7 +259,8 @@ class VAECFlow(Generator):
         steps_since_checkpoint = 0
         order = initialising
         cursor = 0
-        with tqdm(total=total, disable=not config.progress, desc="vaecflow") as bar:
+        show = show_progress(config.progress)
+        with tqdm(total=total, disable=not show, desc="vaecflow") as bar:
             for iteration in range(1, total + 1):
                 if cursor + batch_size > n_train:
                     order = torch.randperm(n_train, generator=generator, device=device)
