@@ -75,3 +75,26 @@ def make_tiny_dataset(seed: int = 0, dim: int = 16, per_class: int = 24) -> GZSL
 @pytest.fixture
 def tiny_dataset() -> GZSLData:
     return make_tiny_dataset()
+
+
+def invoke_cli(*args: str):
+    """Run ``gzsl`` in-process with every command registered and a wide terminal."""
+    from typer.testing import CliRunner
+
+    import gzsl.cli.results  # noqa: F401  (registers predict, plot, compare, retrieve)
+    import gzsl.cli.run  # noqa: F401  (registers train, reproduce, ablate, list)
+    from gzsl.cli import app
+
+    return CliRunner().invoke(app, list(args), env={"COLUMNS": "200"})
+
+
+def train_tiny_run(folder: Path, *settings: str) -> Path:
+    """Train the Gaussian baseline through ``gzsl train`` on the tiny dataset saved as npz."""
+    from gzsl.data.io import save_npz
+
+    save_npz(make_tiny_dataset(), folder / "tiny.npz")
+    out = folder / "run"
+    result = invoke_cli("train", "gaussian", "tiny", "--root", str(folder / "tiny.npz"),
+                        "--selection", "final", "--device", "cpu", "--out", str(out), *settings)
+    assert result.exit_code == 0, result.output
+    return out

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 import scipy.io
 import typer
-from conftest import make_tiny_dataset
+from conftest import invoke_cli as invoke
+from conftest import make_tiny_dataset, train_tiny_run
 from threadpoolctl import threadpool_limits
 from typer.testing import CliRunner
 
@@ -21,13 +22,11 @@ import gzsl.cli.run  # noqa: F401  (registers train, reproduce, ablate, list)
 from gzsl.cli import app
 from gzsl.cli import data as data_cli
 from gzsl.data.errors import GZSLError
-from gzsl.data.io import save_npz
 from gzsl.experiments.trained import load_run
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 FAST = ("--set", "evaluation.classifier_epochs=4", "--set", "evaluation.classifier_lr=0.05",
         "--set", "evaluation.classifier_batch_size=32", "--set", "evaluation.n_synthetic=10")
-runner = CliRunner()
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -37,20 +36,12 @@ def one_openmp_thread():
         yield
 
 
-def invoke(*args: str):
-    return runner.invoke(app, list(args), env={"COLUMNS": "200"})
-
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory) -> tuple[Path, Path]:
     """A run trained through ``gzsl train`` on the tiny dataset stored as ``tiny.npz``."""
     folder = tmp_path_factory.mktemp("cli")
-    save_npz(make_tiny_dataset(), folder / "tiny.npz")
-    out = folder / "run"
-    result = invoke("train", "gaussian", "tiny", "--root", str(folder / "tiny.npz"),
-                    "--selection", "final", "--device", "cpu", "--out", str(out), *FAST)
-    assert result.exit_code == 0, result.output
-    return out, folder
+    return train_tiny_run(folder, *FAST), folder
 
 
 def _csv(text: str) -> list[dict[str, str]]:
@@ -189,7 +180,7 @@ def test_bring_your_own_data_walkthrough(tmp_path, monkeypatch):
                                                                   strict=True))
     monkeypatch.chdir(tmp_path)
     exec(compile(_walkthrough_script(), "bring-your-own-data.md", "exec"), {})
-    result = runner.invoke(data_cli.app, ["check", "mine.npz"])
+    result = CliRunner().invoke(data_cli.app, ["check", "mine.npz"])
     assert result.exit_code == 0, result.output
     assert "no problems found" in result.output and "10 (8 seen, 2 unseen)" in result.output
     assert re.search(r"validation split\W+yes", result.output)

@@ -8,36 +8,25 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import make_tiny_dataset
-from typer.testing import CliRunner
+from conftest import invoke_cli as invoke
+from conftest import make_tiny_dataset, train_tiny_run
 
 import gzsl.cli.results  # noqa: F401  (registers retrieve)
 import gzsl.cli.run  # noqa: F401  (registers train)
-from gzsl.cli import app
 from gzsl.data.errors import GZSLError
-from gzsl.data.io import save_npz
 from gzsl.evaluation.retrieval import retrieval_precision, synthetic_queries
 from gzsl.experiments.trained import load_run
 
 FAST = ("--set", "evaluation.classifier_epochs=2", "--set", "evaluation.classifier_lr=0.05",
         "--set", "evaluation.classifier_batch_size=32", "--set", "evaluation.n_synthetic=10")
-runner = CliRunner()
 
-
-def invoke(*args: str):
-    return runner.invoke(app, list(args), env={"COLUMNS": "200"})
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory) -> tuple[Path, Path]:
     """A Gaussian-baseline run on the tiny dataset (stored as ``tiny.npz``)."""
     folder = tmp_path_factory.mktemp("retrieve")
-    save_npz(make_tiny_dataset(), folder / "tiny.npz")
-    out = folder / "run"
-    result = invoke("train", "gaussian", "tiny", "--root", str(folder / "tiny.npz"),
-                    "--selection", "final", "--device", "cpu", "--out", str(out), *FAST)
-    assert result.exit_code == 0, result.output
-    return out, folder
+    return train_tiny_run(folder, *FAST), folder
 
 
 def _expected(run_dir: Path, n: int, ks: tuple[int, ...], metric: str, seed: int) -> dict:

@@ -7,12 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from typer.testing import CliRunner
+from conftest import invoke_cli as invoke
 
-import gzsl.cli.run  # noqa: F401  (registers train, reproduce, ablate, list)
-from gzsl.cli import app
-
-runner = CliRunner()
 TINY_GSMFLOW = tuple(arg for setting in (
     "method.epochs=2", "method.hidden_dim=32", "method.global_semantic_dim=16",
     "evaluation.checkpoint_every=5", "evaluation.checkpoint_after=0",
@@ -21,9 +17,6 @@ TINY_GSMFLOW = tuple(arg for setting in (
 TINY_GAUSSIAN = ("--set", "evaluation.n_synthetic=20", "--set", "evaluation.classifier_epochs=3",
                  "--set", "evaluation.n_synthetic_grid=[1]")
 
-
-def invoke(*args: str):
-    return runner.invoke(app, list(args), env={"COLUMNS": "200"})
 
 
 def test_train_gsmflow_on_demo_writes_results(tmp_path: Path):

@@ -40,6 +40,9 @@ def prediction_csv(names: list[list[str]], probabilities: list[list[float]]) -> 
         writer.writerow([index, row_names[0], f"{row_probabilities[0]:.6g}", *pairs])
     return buffer.getvalue()
 
+RunRootOption = Annotated[Path | None, typer.Option(
+    "--root", help="Dataset folder when the run's metadata.json does not record it (or it "
+    "moved); not needed for 'demo'.")]
 
 @app.command()
 def predict(
@@ -84,9 +87,7 @@ def predict(
 @app.command()
 def plot(
     run_dir: RunDirArgument,
-    root: Annotated[Path | None, typer.Option(
-        "--root", help="Dataset folder for the t-SNE plot when the run's metadata.json does "
-        "not record it (or it moved); not needed for 'demo'.")] = None,
+    root: RunRootOption = None,
     max_classes: Annotated[int, typer.Option(
         "--max-classes", min=1, help="At most this many unseen classes in the t-SNE plot.")] = 15,
     per_class: Annotated[int, typer.Option(
@@ -192,9 +193,7 @@ def compare(
 @app.command()
 def retrieve(
     run_dir: RunDirArgument,
-    root: Annotated[Path | None, typer.Option(
-        "--root", help="Dataset folder when the run's metadata.json does not record it (or "
-        "it moved); not needed for 'demo'.")] = None,
+    root: RunRootOption = None,
     n: Annotated[int, typer.Option(
         "--n", min=1, help="Synthetic features averaged into each class's query.")] = 100,
     k: Annotated[list[int] | None, typer.Option(
