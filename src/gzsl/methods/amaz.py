@@ -24,6 +24,7 @@ an output activation and per-class modulation in training.
 
 from __future__ import annotations
 
+import functools
 import math
 import warnings
 from collections.abc import Callable
@@ -488,7 +489,8 @@ class AMAZ(Generator):
     config: AMAZConfig
 
     def fit(self, data: SeenData, *, generator: torch.Generator,
-            schedule: CheckpointSchedule | None = None) -> AMAZ:
+            schedule: CheckpointSchedule | None = None,
+            resume: dict[str, Any] | None = None) -> AMAZ:
         config = self.config
         device = data.device
         seen = data.seen_classes.to(device)
@@ -496,22 +498,32 @@ class AMAZ(Generator):
         if n_seen < 2:
             raise GZSLError(f"AMAZ needs at least 2 seen classes for disjoint support and "
                             f"query tasks; the training data has {n_seen}")
-        self.n_way_ = min(config.n_way, n_seen // 2)
-        if self.n_way_ < config.n_way:
-            warnings.warn(f"AMAZ: {n_seen} seen classes cannot fill disjoint {config.n_way}-way "
-                          f"support and query tasks; using {self.n_way_}-way tasks",
-                          stacklevel=2)
-        with seeded_init(generator):
-            self.networks_ = AMAZNetworks(config, data.feature_dim, data.semantic_dim, n_seen)
-        self.networks_.to(device).train()
         semantics = data.class_semantics.to(device)[seen]
         sampler = EpisodeSampler(data.features, torch.searchsorted(seen, data.labels), semantics)
+
         def draw() -> tuple[Episode, Episode]:
             return sampler.draw(config.tasks_per_batch, self.n_way_, config.support_shots,
                                 config.query_shots, generator)
 
-        self._pretrain_auxiliaries(draw, generator)
-        step = self._outer_step(generator)
+        if resume is None:
+            self.n_way_ = min(config.n_way, n_seen // 2)
+            if self.n_way_ < config.n_way:
+                warnings.warn(f"AMAZ: {n_seen} seen classes cannot fill disjoint "
+                              f"{config.n_way}-way support and query tasks; using "
+                              f"{self.n_way_}-way tasks", stacklevel=2)
+            with seeded_init(generator):
+                self.networks_ = AMAZNetworks(config, data.feature_dim, data.semantic_dim,
+                                              n_seen)
+            self.networks_.to(device)
+            self.networks_.train()
+            self._pretrain_auxiliaries(draw, generator)
+            first = 1
+        else:
+            first = int(self._resume_model(resume, generator, device)["iteration"]) + 1
+            self.networks_.train()
+        step, optimisers = self._outer_step(generator)
+        if resume is not None:
+            self._resume_optimisers(resume, optimisers)
 
         total = self.total_iterations(len(data.features))
         rows = config.tasks_per_batch * self.n_way_ * (config.support_shots + config.query_shots)
@@ -519,8 +531,8 @@ class AMAZ(Generator):
         since = 0
         callback = schedule.callback if schedule is not None else None
         show = show_progress(config.progress)
-        with tqdm(total=total, disable=not show, desc="AMAZ") as bar:
-            for iteration in range(1, total + 1):
+        with tqdm(total=total, initial=first - 1, disable=not show, desc="AMAZ") as bar:
+            for iteration in range(first, total + 1):
                 extra = [draw() for _ in range(config.critic_steps - 1)]
                 sums += step(*draw(), extra)
                 since += 1
@@ -529,9 +541,12 @@ class AMAZ(Generator):
                     means = (sums / since).tolist()
                     sums.zero_()
                     since = 0
+                    snapshot = functools.partial(self._training_state, generator, optimisers,
+                                                 iteration=iteration)
                     stop = callback(Checkpoint(iteration=iteration,
                                                epoch=iteration * rows / len(data.features),
-                                               losses=dict(zip(LOSS_NAMES, means, strict=True))))
+                                               losses=dict(zip(LOSS_NAMES, means, strict=True)),
+                                               snapshot=snapshot))
                     if stop:
                         break
         self.networks_.eval()
@@ -561,8 +576,10 @@ class AMAZ(Generator):
             loss.backward()
             optimizer.step()
 
-    def _outer_step(self, generator: torch.Generator) -> Callable[[Episode, Episode], Tensor]:
-        """Eq. 11 as one function of a support and a query episode; returns the losses."""
+    def _outer_step(self, generator: torch.Generator
+                    ) -> tuple[Callable[..., Tensor], dict[str, torch.optim.Optimizer]]:
+        """Eq. 11 as one function of a support and a query episode (returning the losses),
+        and the optimisers it steps."""
         config, networks = self.config, self.networks_
         params = dict(networks.named_parameters())
         groups = {name: list(networks.group(params, name).values()) for name in PARAMETER_GROUPS}
@@ -607,7 +624,7 @@ class AMAZ(Generator):
             clip_critic()
             return torch.stack([result[name].detach() for name in LOSS_NAMES])
 
-        return step
+        return step, optimizers
 
     def total_iterations(self, n_train: int) -> int:
         """``iterations``, or with ``epochs`` set, enough meta-iterations for that many passes.
@@ -692,8 +709,9 @@ class AMAZ(Generator):
                 "n_way": self.n_way_}
 
     def load_state_dict(self, state: dict[str, Any], device: torch.device | str = "cpu") -> AMAZ:
-        networks = AMAZNetworks(self.config, int(state["feature_dim"]),
-                                int(state["semantic_dim"]), int(state["n_classes"]))
+        with torch.random.fork_rng(devices=[]):  # rebuilding must not move the global RNG
+            networks = AMAZNetworks(self.config, int(state["feature_dim"]),
+                                    int(state["semantic_dim"]), int(state["n_classes"]))
         networks.load_state_dict(state["networks"])
         self.networks_ = networks.to(device).eval()
         self.n_way_ = int(state["n_way"])

@@ -70,11 +70,28 @@ class Checkpoint:
         iteration: optimiser steps done so far.
         epoch: passes over the training data done so far (fractional for episodic methods).
         losses: mean of each loss term since the previous checkpoint.
+        snapshot: returns the live training state (see :meth:`training_state`); set by
+            methods that can resume.
     """
 
     iteration: int
     epoch: float
     losses: dict[str, float] = field(default_factory=dict)
+    snapshot: Callable[[], dict[str, Any]] | None = field(default=None, compare=False,
+                                                          repr=False)
+
+    def training_state(self) -> dict[str, Any]:
+        """A CPU copy of all ``fit(resume=...)`` needs to continue right after this checkpoint.
+
+        Take it inside the checkpoint callback, after the callback's own random draws: the
+        state holds the training random generator as it is at that moment, so a fit resumed
+        from it continues exactly as the uninterrupted one would have.
+        """
+        if self.snapshot is None:
+            from gzsl.data.errors import GZSLError
+
+            raise GZSLError("this method does not save a training state to resume from")
+        return cpu_copy(self.snapshot())
 
 
 #: Called at each checkpoint; returning True stops training after this checkpoint.
@@ -112,8 +129,14 @@ class Generator:
         self.config = dataclasses.replace(config, **overrides) if overrides else config
 
     def fit(self, data: SeenData, *, generator: torch.Generator,
-            schedule: CheckpointSchedule | None = None) -> Generator:
-        """Learn from seen classes on ``data.device``; returns self."""
+            schedule: CheckpointSchedule | None = None,
+            resume: dict[str, Any] | None = None) -> Generator:
+        """Learn from seen classes on ``data.device``; returns self.
+
+        ``resume`` is a :meth:`Checkpoint.training_state` of an earlier fit with the same
+        config and data: training continues right after that checkpoint, with ``generator``
+        set to the state it had there, so the outcome equals the uninterrupted fit's.
+        """
         raise NotImplementedError
 
     def sample(self, semantics: Tensor, n_per_class: int, *,
@@ -145,6 +168,31 @@ class Generator:
     @property
     def device(self) -> torch.device:
         raise NotImplementedError
+
+    def _training_state(self, rng: torch.Generator, optimisers: dict[str, Any],
+                        **loop: Any) -> dict[str, Any]:
+        """Model, optimiser / scheduler states, random state and loop position, live."""
+        return {"method": self.name, "model": self.state_dict(), "rng": rng.get_state(),
+                "optimisers": {name: value.state_dict() for name, value in optimisers.items()},
+                "loop": loop}
+
+    def _resume_model(self, state: dict[str, Any], rng: torch.Generator,
+                      device: torch.device) -> dict[str, Any]:
+        """Rebuild the model and set ``rng`` from a training state; returns its loop position."""
+        if state.get("method") != self.name:
+            from gzsl.data.errors import GZSLError
+
+            raise GZSLError(f"cannot resume {self.name} from a training state of "
+                            f"{state.get('method')!r}")
+        self.load_state_dict(state["model"], device=device)
+        rng.set_state(state["rng"])
+        return state["loop"]
+
+    @staticmethod
+    def _resume_optimisers(state: dict[str, Any], optimisers: dict[str, Any]) -> None:
+        """Load optimiser / scheduler states saved by :meth:`_training_state`."""
+        for name, value in optimisers.items():
+            value.load_state_dict(state["optimisers"][name])
 
     def save(self, path: str | Path) -> None:
         """Write config and learned state to ``path`` (a torch file, loadable on any device)."""
@@ -261,6 +309,18 @@ def cpu_copy(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return type(value)(cpu_copy(v) for v in value)
     return value
+
+
+def generator_on(generator: torch.Generator, device: torch.device) -> torch.Generator:
+    """``generator`` if it lives on ``device``, else a generator there seeded from it.
+
+    ``cuda`` and ``cuda:0`` count as one device (an unindexed device is the current one).
+    """
+    have, want = torch.device(generator.device), torch.device(device)
+    if have.type == want.type and None in (have.index, want.index) or have == want:
+        return generator
+    seed = int(torch.randint(0, 2**62, (1,), generator=generator, device=generator.device))
+    return torch.Generator(device=device).manual_seed(seed)
 
 
 def atomic_torch_save(obj: Any, path: Path) -> None:

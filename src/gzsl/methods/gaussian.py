@@ -8,6 +8,7 @@ yardstick every learned generator must beat under the same classifier and protoc
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,7 +41,11 @@ class GaussianBaseline(Generator):
     Config = GaussianConfig
 
     def fit(self, data: SeenData, *, generator: torch.Generator,
-            schedule: CheckpointSchedule | None = None) -> GaussianBaseline:
+            schedule: CheckpointSchedule | None = None,
+            resume: dict[str, Any] | None = None) -> GaussianBaseline:
+        if resume is not None:  # its only checkpoint is the end of training
+            self._resume_model(resume, generator, data.device)
+            return self
         seen = data.seen_classes
         index = torch.searchsorted(seen, data.labels)
         means = data.class_means()
@@ -54,7 +59,9 @@ class GaussianBaseline(Generator):
         if schedule is not None and schedule.callback is not None:
             fitted = self._predict(semantics)
             mse = float(((fitted[:, : self.feature_dim_] - means) ** 2).mean())
-            schedule.callback(Checkpoint(iteration=1, epoch=1.0, losses={"mean_mse": mse}))
+            snapshot = functools.partial(self._training_state, generator, {}, iteration=1)
+            schedule.callback(Checkpoint(iteration=1, epoch=1.0, losses={"mean_mse": mse},
+                                         snapshot=snapshot))
         return self
 
     def total_iterations(self, n_train: int) -> int:

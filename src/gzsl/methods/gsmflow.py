@@ -14,6 +14,7 @@ The global semantic vector comes from relative positioning against three anchor 
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
@@ -29,6 +30,7 @@ from gzsl.methods.base import (
     CheckpointSchedule,
     Generator,
     SeenData,
+    generator_on,
     register,
     seeded_init,
     show_progress,
@@ -179,42 +181,53 @@ class GSMFlow(Generator):
         return self.config.epochs * _steps_per_epoch(n_train, self.config.batch_size)
 
     def fit(self, data: SeenData, *, generator: torch.Generator,
-            schedule: CheckpointSchedule | None = None) -> GSMFlow:
+            schedule: CheckpointSchedule | None = None,
+            resume: dict[str, Any] | None = None) -> GSMFlow:
         """Train flow and semantic module on ``data.device`` (Algorithm: Eq. 8-18)."""
         config = self.config
         device = data.device
         _check_data(data)
-        generator = _generator_on(generator, device)
+        generator = generator_on(generator, device)
         features = data.features
         n_train, feature_dim = features.shape
         seen_semantics = data.class_semantics[data.seen_classes]
         label_index = torch.searchsorted(data.seen_classes, data.labels)
         prototypes = data.class_means()
-        pool = seen_semantics if config.anchors == "seen" else data.class_semantics
-        anchors = pool[semantic_anchors(pool)] if config.use_relative_positioning else None
-
-        with seeded_init(generator):
-            self._build(feature_dim, data.semantic_dim, anchors)
-        self._to(device)
+        if resume is None:
+            pool = seen_semantics if config.anchors == "seen" else data.class_semantics
+            anchors = pool[semantic_anchors(pool)] if config.use_relative_positioning else None
+            with seeded_init(generator):
+                self._build(feature_dim, data.semantic_dim, anchors)
+            self._to(device)
+            loop: dict[str, Any] = {"epoch": 0, "step": 0, "iteration": 0, "order": None}
+        else:
+            loop = self._resume_model(resume, generator, device)
         parameters = [p for module in self._modules_() for p in module.parameters()]
         optimizer = torch.optim.Adam(parameters, lr=config.lr, betas=tuple(config.betas),
                                      weight_decay=config.weight_decay)
         lr_schedule = torch.optim.lr_scheduler.StepLR(
             optimizer, step_size=config.lr_step_epochs, gamma=config.lr_gamma)
+        optimisers = {"adam": optimizer, "lr_schedule": lr_schedule}
+        if resume is not None:
+            self._resume_optimisers(resume, optimisers)
 
         batch_size = min(config.batch_size, n_train)
         steps_per_epoch = _steps_per_epoch(n_train, config.batch_size)
         total = config.epochs * steps_per_epoch
         latent_zero = torch.zeros(len(seen_semantics), feature_dim, device=device)
         sums = _LossSums(device, with_prototype=config.use_prototype_loss)
-        iteration, stop = 0, False
-        self.iterations_ = 0
+        iteration, stop = int(loop["iteration"]), False
+        order = None if loop["order"] is None else loop["order"].to(device)
+        self.iterations_ = iteration
         self._set_training(True)
         show = show_progress(config.progress)
-        with tqdm(total=total, disable=not show, desc="gsmflow", leave=False) as bar:
-            for _epoch in range(config.epochs):
-                order = torch.randperm(n_train, generator=generator, device=device)
-                for step in range(steps_per_epoch):
+        with tqdm(total=total, initial=iteration, disable=not show, desc="gsmflow",
+                  leave=False) as bar:
+            for epoch in range(int(loop["epoch"]), config.epochs):
+                if order is None:
+                    order = torch.randperm(n_train, generator=generator, device=device)
+                first = int(loop["step"]) if epoch == loop["epoch"] else 0
+                for step in range(first, steps_per_epoch):
                     rows = order[step * batch_size:(step + 1) * batch_size]
                     x = features[rows]
                     if config.use_perturbation and config.perturbation > 0:
@@ -238,14 +251,18 @@ class GSMFlow(Generator):
                     bar.update()
                     if schedule is not None and schedule.callback is not None and (
                             schedule.due(iteration) or iteration == total):
+                        snapshot = functools.partial(
+                            self._training_state, generator, optimisers, epoch=epoch,
+                            step=step + 1, iteration=iteration, order=order)
                         checkpoint = Checkpoint(iteration, iteration / steps_per_epoch,
-                                                sums.means())
+                                                sums.means(), snapshot=snapshot)
                         sums.reset()
                         stop = bool(self._call_back(schedule, checkpoint))
                         if stop:
                             break
                 if stop:
                     break
+                order = None
                 lr_schedule.step()
         self._set_training(False)
         return self
@@ -274,7 +291,7 @@ class GSMFlow(Generator):
         self._check_fitted()
         device = self.device
         if generator is not None:
-            generator = _generator_on(generator, device)
+            generator = generator_on(generator, device)
         semantics = semantics.to(device=device, dtype=torch.float32)
         total = len(semantics) * n_per_class
         output = torch.empty(total, self.feature_dim_, device=device)
@@ -416,14 +433,6 @@ def _steps_per_epoch(n_train: int, batch_size: int) -> int:
     if n_train <= 0:
         raise GZSLError("GSMFlow needs at least one training image")
     return max(1, n_train // batch_size)
-
-
-def _generator_on(generator: torch.Generator, device: torch.device) -> torch.Generator:
-    """``generator`` if it lives on ``device``, else a generator there seeded from it."""
-    if torch.device(generator.device) == torch.device(device):
-        return generator
-    seed = int(torch.randint(0, 2**62, (1,), generator=generator, device=generator.device))
-    return torch.Generator(device=device).manual_seed(seed)
 
 
 def _check_data(data: SeenData) -> None:

@@ -33,6 +33,7 @@ zeros like the real ones.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -48,6 +49,7 @@ from gzsl.methods.base import (
     CheckpointSchedule,
     Generator,
     SeenData,
+    generator_on,
     register,
     seeded_init,
     show_progress,
@@ -214,14 +216,6 @@ def vaecflow_losses(flow: AdditiveFlow, vae: SemanticVAE, classifier: nn.Linear,
             "unit_variance": unit_variance, "classification": classification, "total": total}
 
 
-def _generator_on(device: torch.device, generator: torch.Generator) -> torch.Generator:
-    """``generator`` if it lives on ``device``, else a generator there seeded from it."""
-    if generator.device.type == device.type:
-        return generator
-    seed = int(torch.randint(0, 2**62, (1,), generator=generator, device=generator.device))
-    return torch.Generator(device=device).manual_seed(seed)
-
-
 @register
 class VAECFlow(Generator):
     """VAE-conditioned generative flow: ``x = f^-1(z)``, ``z ~ N(mu(a), T sigma^2(a))``."""
@@ -230,38 +224,46 @@ class VAECFlow(Generator):
     Config = VAECFlowConfig
 
     def fit(self, data: SeenData, *, generator: torch.Generator,
-            schedule: CheckpointSchedule | None = None) -> VAECFlow:
+            schedule: CheckpointSchedule | None = None,
+            resume: dict[str, Any] | None = None) -> VAECFlow:
         """Train flow, VAE and latent classifier jointly on seen classes (Algorithm 1)."""
         config = self.config
         device = data.device
-        generator = _generator_on(device, generator)
+        generator = generator_on(generator, device)
         n_train = len(data.features)
-        shuffle_seed = int(torch.randint(0, 2**31 - 1, (1,), generator=generator,
-                                         device=generator.device))
-        self._build(data.feature_dim, data.semantic_dim, len(data.seen_classes), shuffle_seed,
-                    generator=generator)
-        self._to(device)
+        if resume is None:
+            shuffle_seed = int(torch.randint(0, 2**31 - 1, (1,), generator=generator,
+                                             device=generator.device))
+            self._build(data.feature_dim, data.semantic_dim, len(data.seen_classes),
+                        shuffle_seed, generator=generator)
+            self._to(device)
+            order = torch.randperm(n_train, generator=generator, device=device)
+            self.flow_.initialise(dequantise_zeros(
+                data.features[order[: config.initialisation_size]],
+                config.zero_dequantisation, generator))
+            loop: dict[str, Any] = {"iteration": 0, "cursor": 0, "history": []}
+        else:
+            loop = self._resume_model(resume, generator, device)
+            order = loop["order"].to(device)
         targets = torch.searchsorted(data.seen_classes, data.labels)
-
-        initialising = torch.randperm(n_train, generator=generator, device=device)
-        self.flow_.initialise(dequantise_zeros(
-            data.features[initialising[: config.initialisation_size]],
-            config.zero_dequantisation, generator))
 
         parameters = [*self.flow_.parameters(), *self.vae_.parameters(),
                       *self.classifier_.parameters()]
         optimizer = torch.optim.Adam(parameters, lr=config.learning_rate, foreach=True)
+        optimisers = {"adam": optimizer}
+        if resume is not None:
+            self._resume_optimisers(resume, optimisers)
         batch_size = min(config.batch_size, n_train)
         total = self.total_iterations(n_train)
         callback = schedule.callback if schedule is not None else None
-        self.history_: list[Checkpoint] = []
+        self.history_: list[Checkpoint] = [Checkpoint(**row) for row in loop["history"]]
         loss_sums = torch.zeros(len(LOSS_NAMES), device=device)
         steps_since_checkpoint = 0
-        order = initialising
-        cursor = 0
+        cursor = int(loop["cursor"])
         show = show_progress(config.progress)
-        with tqdm(total=total, disable=not show, desc="vaecflow") as bar:
-            for iteration in range(1, total + 1):
+        with tqdm(total=total, initial=int(loop["iteration"]), disable=not show,
+                  desc="vaecflow") as bar:
+            for iteration in range(int(loop["iteration"]) + 1, total + 1):
                 if cursor + batch_size > n_train:
                     order = torch.randperm(n_train, generator=generator, device=device)
                     cursor = 0
@@ -284,9 +286,15 @@ class VAECFlow(Generator):
                 at_checkpoint = schedule is not None and schedule.due(iteration)
                 if callback is not None and (at_checkpoint or iteration == total):
                     means = (loss_sums / steps_since_checkpoint).tolist()
-                    checkpoint = Checkpoint(iteration=iteration,
-                                            epoch=iteration * batch_size / n_train,
-                                            losses=dict(zip(LOSS_NAMES, means, strict=True)))
+                    epoch = iteration * batch_size / n_train
+                    losses_now = dict(zip(LOSS_NAMES, means, strict=True))
+                    history = [*self.history_, Checkpoint(iteration, epoch, losses_now)]
+                    snapshot = functools.partial(
+                        self._training_state, generator, optimisers, iteration=iteration,
+                        cursor=cursor, order=order,
+                        history=[{"iteration": c.iteration, "epoch": c.epoch,
+                                  "losses": c.losses} for c in history])
+                    checkpoint = Checkpoint(iteration, epoch, losses_now, snapshot=snapshot)
                     self.history_.append(checkpoint)
                     loss_sums.zero_()
                     steps_since_checkpoint = 0
@@ -312,7 +320,7 @@ class VAECFlow(Generator):
             raise GZSLError(f"temperature must be >= 0, got {temperature}")
         device = self.device
         if generator is not None:
-            generator = _generator_on(device, generator)
+            generator = generator_on(generator, device)
         semantics = semantics.to(device=device, dtype=torch.float32)
         mean, log_sigma = self.vae_.encode(semantics)
         std = log_sigma.exp() * math.sqrt(temperature)
