@@ -90,6 +90,16 @@ def test_val_chooses_on_validation_and_stops_final_training_there(tiny_dataset):
     assert result.chosen["n_synthetic"] in (15, 30, 60)
 
 
+def test_checkpoints_before_checkpoint_after_record_losses_only_and_the_last_is_scored(
+        tiny_dataset, tmp_path):
+    _run(tiny_dataset, "test-oracle", "evaluation.checkpoint_after=4", out=tmp_path / "a")
+    rows = (tmp_path / "a" / "checkpoints.csv").read_text().splitlines()[1:]
+    scored = [row.split(",")[1] for row in rows if row.split(",")[-1] != ""]
+    assert len(rows) == 6 and scored == ["4", "5", "6"]
+    result = _run(tiny_dataset, "test-oracle", "evaluation.checkpoint_after=50")
+    assert result.chosen["final_iteration"] == 6  # past the end: only the last is scored
+
+
 def test_val_choices_do_not_depend_on_test_data(tiny_dataset):
     """Scrambling every final test feature leaves all validation-phase choices unchanged."""
     features = tiny_dataset.features.copy()

@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 
 from gzsl.cli import app, console
+from gzsl.data.errors import GZSLError
 from gzsl.experiments.config import SELECTIONS, list_presets, resolve
 from gzsl.experiments.reproduce import (
     METRICS,
@@ -17,7 +18,13 @@ from gzsl.experiments.reproduce import (
     run_seeds,
     summarise,
 )
-from gzsl.experiments.runner import RunResult, default_run_dir, run_experiment
+from gzsl.experiments.runner import (
+    RESUME_FILE,
+    RunResult,
+    default_run_dir,
+    resume_run,
+    run_experiment,
+)
 from gzsl.experiments.tracking import tensorboard_tracker
 from gzsl.methods.base import available_methods
 
@@ -86,31 +93,76 @@ def _published(published: dict, metric: str) -> str:
 
 @app.command()
 def train(
-    method: Annotated[str, typer.Argument(help="Method name (see `gzsl list`).")],
-    dataset: Annotated[str, typer.Argument(help="Dataset name: demo, AWA1, AWA2, APY, CUB, "
-                                           "SUN, FLO, or any name with --root.")],
+    method: Annotated[str | None, typer.Argument(
+        help="Method name (see `gzsl list`); omitted with --resume.", show_default=False)] = None,
+    dataset: Annotated[str | None, typer.Argument(
+        help="Dataset name: demo, AWA1, AWA2, APY, CUB, SUN, FLO, or any name with --root; "
+        "omitted with --resume.", show_default=False)] = None,
     root: RootOption = None,
     preset: PresetOption = None,
     set_: SetOption = None,
-    seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = 0,
-    device: DeviceOption = "auto",
-    selection: SelectionOption = "val",
+    seed: Annotated[int | None, typer.Option("--seed", help="Random seed (default 0).",
+                                             show_default=False)] = None,
+    device: Annotated[str | None, typer.Option(
+        "--device", help="auto, cpu or cuda (default auto; with --resume, the run's own).",
+        show_default=False)] = None,
+    selection: Annotated[str | None, typer.Option(
+        "--selection", help="val (honest default: choices made on the validation classes), "
+        "final (fixed budget) or test-oracle (papers' best-on-test, for comparison only).",
+        show_default=False)] = None,
     out: Annotated[Path | None, typer.Option(
         "--out", help="Run directory (default runs/METHOD-DATASET-SELECTION-seedN-TIME).")] = None,
     tensorboard: Annotated[bool, typer.Option(
         "--tensorboard", help="Also write TensorBoard event files (losses, U/S/H per "
         "checkpoint) to RUN_DIR/tensorboard; needs the tensorboard package.")] = False,
+    resume: Annotated[Path | None, typer.Option(
+        "--resume", metavar="RUN_DIR", help="Continue the interrupted run in RUN_DIR from its "
+        "last saved checkpoint, with the run's own settings; ends with the result the "
+        "uninterrupted run would have had.")] = None,
+    save_every: Annotated[int, typer.Option(
+        "--save-every", min=0, help="Save the state a resume needs (RUN_DIR/resume.pt) at "
+        "every N-th checkpoint, 0 never; a killed run loses at most N checkpoint intervals. "
+        "Removed when the run finishes.")] = 1,
 ) -> None:
     """Train a generator, score it, and write a run directory with results and models."""
+    if resume is not None:
+        given = [name for name, value in (("METHOD", method), ("DATASET", dataset),
+                                          ("--preset", preset), ("--set", set_),
+                                          ("--seed", seed), ("--selection", selection),
+                                          ("--out", out)) if value not in (None, [])]
+        if given:
+            raise typer.BadParameter(f"{', '.join(given)} cannot be combined with --resume: a "
+                                     f"resumed run keeps its own settings (RUN_DIR/config.json)",
+                                     param_hint="--resume")
+        out = resume
+        tracker, close = tensorboard_tracker(out / "tensorboard") if tensorboard else (None, None)
+        try:
+            result = resume_run(resume, root=root, device=device, log=_log, tracker=tracker,
+                                save_every=save_every)
+        finally:
+            if close is not None:
+                close()
+        console.print(results_table(result))
+        _log(f"run directory: {out}")
+        return
+    if method is None or dataset is None:
+        raise typer.BadParameter("give METHOD and DATASET (or --resume RUN_DIR)",
+                                 param_hint="METHOD DATASET")
+    selection = selection or "val"
+    seed = 0 if seed is None else seed
     _check_selection(selection)
     config = resolve(method, dataset, preset=preset, overrides=tuple(set_ or ()), seed=seed,
-                     selection=selection, device=device)
+                     selection=selection, device=device or "auto")
     out = out or default_run_dir(config)
+    if (out / RESUME_FILE).exists():
+        raise GZSLError(f"{out} holds an interrupted run: continue it with "
+                        f"`gzsl train --resume {out}`, or choose another --out")
     tracker, close = tensorboard_tracker(out / "tensorboard") if tensorboard else (None, None)
     _log(f"[bold]{config.method}[/] on [bold]{dataset}[/], selection [bold]{selection}[/], "
          f"seed {seed}, preset {config.preset or 'none (defaults)'}")
     try:
-        result = run_experiment(config, root=root, out=out, log=_log, tracker=tracker)
+        result = run_experiment(config, root=root, out=out, log=_log, tracker=tracker,
+                                save_every=save_every)
     finally:
         if close is not None:
             close()

@@ -8,6 +8,7 @@ validation task) or, when asked for by name, the papers' way (best on the test s
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -110,6 +111,17 @@ class Evaluation:
 
     def best(self) -> EpochScore:
         return max(self.gzsl, key=lambda s: (s.H, -s.epoch))
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain values and tensors (for ``torch.save`` with ``weights_only`` loading)."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> Evaluation:
+        """The inverse of :meth:`to_dict`."""
+        kept = values.get("kept")
+        return cls(**{**values, "gzsl": [EpochScore(**score) for score in values["gzsl"]],
+                      "kept": None if kept is None else EpochScore(**kept)})
 
     @property
     def T1(self) -> float:

@@ -104,6 +104,24 @@ class ExperimentConfig:
     evaluation: EvaluationConfig
     published: dict[str, Any]
 
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> ExperimentConfig:
+        """Rebuild a config from :meth:`to_dict`'s output (a run's ``config.json``)."""
+        try:
+            method_cls = get_method(values["method"])
+            return cls(
+                method=method_cls.name, dataset=values["dataset"], preset=values.get("preset"),
+                seed=int(values["seed"]), selection=values["selection"],
+                device=values.get("device", "auto"),
+                data=config_from_dict(DataConfig, values.get("data", {})),
+                method_config=config_from_dict(method_cls.Config, values["method_config"]),
+                evaluation=config_from_dict(EvaluationConfig, values.get("evaluation", {})),
+                published=dict(values.get("published", {})),
+            )
+        except (KeyError, TypeError) as error:
+            raise GZSLError(f"incomplete run configuration: {error!r} missing or malformed") \
+                from error
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "method": self.method, "dataset": self.dataset, "preset": self.preset,

@@ -11,6 +11,11 @@ Three selection protocols, named in every result:
 * ``final``: the preset's fixed budget, last checkpoint, last classifier epoch.
 * ``test-oracle``: the papers' protocol, kept only to compare with published tables:
   every checkpoint and classifier epoch is scored on the test set and the best H kept.
+
+A run that writes a directory saves, at every checkpoint, all it needs to continue
+(``resume.pt``: the method's training state, the random state, the protocol's choices so
+far); :func:`resume_run` continues from there and ends with the result the uninterrupted
+run would have had.
 """
 
 from __future__ import annotations
@@ -51,6 +56,10 @@ from gzsl.methods.base import (
 from gzsl.utils import atomic_write
 
 Log = Callable[[str], None]
+
+#: The file in a run directory from which an interrupted run continues.
+RESUME_FILE = "resume.pt"
+RESUME_FORMAT = 1
 
 
 @dataclass
@@ -117,12 +126,31 @@ class Experiment:
         config: resolved configuration (see :func:`gzsl.experiments.config.resolve`).
         data: the dataset (features not yet preprocessed).
         log: where progress lines go (the CLI passes a rich console printer).
+        root: the data folder, recorded in the run's metadata.
+        tracker: called with each checkpoint's row (TensorBoard, for instance).
+        out: run directory; when given, ``checkpoints.csv`` and the resume state are
+            written there (atomically) at checkpoints.
+        save_every: write the resume state at every so many checkpoints (and whenever
+            training stops); 0 never writes it.
+        resume: a loaded resume state (see :func:`resume_run`) to continue from.
     """
 
     def __init__(self, config: ExperimentConfig, data: GZSLData,
                  log: Log | None = None, root: str | Path | None = None,
-                 tracker: Callable[[dict[str, Any]], None] | None = None) -> None:
+                 tracker: Callable[[dict[str, Any]], None] | None = None, *,
+                 out: str | Path | None = None, save_every: int = 1,
+                 resume: dict[str, Any] | None = None) -> None:
+        if save_every < 0:
+            raise GZSLError(f"save_every must be >= 0, got {save_every}")
         self.config = config
+        self.out = None if out is None else Path(out)
+        self.save_every = save_every
+        self.resume = resume
+        #: The protocol's bookkeeping (choices so far); saved with the training state.
+        self.progress: dict[str, Any] = {} if resume is None else resume["progress"]
+        self.seconds_before = 0.0 if resume is None else float(resume["seconds"])
+        self._checkpoints = 0
+        self._started = time.perf_counter()
         self.tracker = tracker
         self.data = data
         self.root = None if root is None else str(Path(root).resolve())
@@ -173,7 +201,6 @@ class Experiment:
 
     def run(self) -> tuple[RunResult, Generator, Evaluation]:
         """Run the configured selection protocol; returns the result, generator, evaluation."""
-        start = time.perf_counter()
         selection = self.config.selection
         runs = {"val": self._run_val, "final": self._run_final,
                 "test-oracle": self._run_test_oracle}
@@ -189,18 +216,83 @@ class Experiment:
             chosen=chosen,
             per_class={"seen": evaluation.per_class_seen, "unseen": evaluation.per_class_unseen},
             published=self.config.published, preprocessing=self.preprocessor.describe(),
-            device=str(self.device), seconds=round(time.perf_counter() - start, 2))
+            device=str(self.device), seconds=round(self._seconds(), 2))
         return result, model, evaluation
+
+    def _seconds(self) -> float:
+        """Time spent on this run, including before an interruption it was resumed from."""
+        return self.seconds_before + time.perf_counter() - self._started
 
     def _fit(self, phase: _Phase, generator: torch.Generator,
              on_checkpoint: Callable[[Checkpoint], bool | None], fraction: float = 1.0) -> None:
-        """Train ``phase.model``; checkpoints start at the preset's share of training."""
+        """Train ``phase.model``, or continue it from the resume state.
+
+        Checkpoints come every ``checkpoint_every`` iterations and at the end; before the
+        preset's share of training (``checkpoint_after``) they only record losses and save
+        progress, and the last one is always evaluated.
+        """
         self.phases.append(phase)
         evaluation = self.config.evaluation
-        schedule = CheckpointSchedule(every=evaluation.checkpoint_every,
-                                      after=int(evaluation.checkpoint_after * fraction),
-                                      callback=on_checkpoint)
-        phase.model.fit(phase.task.seen_data(), generator=generator, schedule=schedule)
+        after = min(int(evaluation.checkpoint_after * fraction),
+                    phase.model.total_iterations(len(phase.task.train_labels)))
+        finished, resume = self._resume_phase(phase, generator)
+        if finished:
+            return
+
+        def callback(checkpoint: Checkpoint) -> bool:
+            if checkpoint.iteration < after:
+                self._record(phase, checkpoint, None)
+                stop = False
+            else:
+                stop = bool(on_checkpoint(checkpoint))
+            self._save(checkpoint, generator, stop)
+            return stop
+
+        schedule = CheckpointSchedule(every=evaluation.checkpoint_every, callback=callback)
+        resuming = {} if resume is None else {"resume": resume}  # methods that cannot resume
+        phase.model.fit(phase.task.seen_data(), generator=generator, schedule=schedule,
+                        **resuming)
+
+    def _resume_phase(self, phase: _Phase, generator: torch.Generator
+                      ) -> tuple[bool, dict[str, Any] | None]:
+        """Restore ``phase`` from the resume state: its rows, and where training stood.
+
+        Returns whether the phase's training is already over, and the method's training
+        state to continue from (``None``: train from the start).
+        """
+        saved = {} if self.resume is None else {p["name"]: p for p in self.resume["phases"]}
+        if phase.name not in saved:
+            return False, None
+        phase.rows, phase.epoch_rows = saved[phase.name]["rows"], saved[phase.name]["epoch_rows"]
+        if phase.name != self.resume["phases"][-1]["name"]:
+            return True, None
+        generator.set_state(self.resume["rng"])
+        training = self.resume["training"]
+        self.log(f"resuming the {phase.name} task after iteration "
+                 f"{training['loop']['iteration']}")
+        if self.resume["stopped"]:
+            phase.model.load_state_dict(training["model"], device=self.device)
+            return True, None
+        return False, training
+
+    def _save(self, checkpoint: Checkpoint, generator: torch.Generator, stopped: bool) -> None:
+        """Write ``checkpoints.csv`` and, when due, the resume state, both atomically."""
+        if self.out is None:
+            return
+        self.out.mkdir(parents=True, exist_ok=True)
+        write_csv(self.out / "checkpoints.csv", [row for p in self.phases for row in p.rows])
+        self._checkpoints += 1
+        if (self.save_every == 0 or checkpoint.snapshot is None
+                or (self._checkpoints % self.save_every and not stopped)):
+            return
+        atomic_torch_save({
+            "format": RESUME_FORMAT, "config": self.config.to_dict(),
+            "device": str(self.device), "seconds": self._seconds(), "stopped": stopped,
+            "rng": generator.get_state(),
+            "training": checkpoint.training_state(), "progress": cpu_copy(self.progress),
+            "phases": [{"name": p.name, "rows": p.rows, "epoch_rows": p.epoch_rows}
+                       for p in self.phases],
+        }, self.out / RESUME_FILE)
 
     def _n_grid(self) -> list[int]:
         evaluation = self.config.evaluation
@@ -215,7 +307,7 @@ class Experiment:
                     / max(1, method.total_iterations(len(final.train_labels))))
         phase = _Phase("validation", validation, method)
         generator = make_generator(self.config.seed, self.device)
-        best: dict[str, Any] = {}
+        best: dict[str, Any] = self.progress.setdefault("best", {})
         n_grid = self._n_grid()
         self.log(f"validation task: {len(validation.seen_classes)} seen / "
                  f"{len(validation.unseen_classes)} unseen classes, choosing over "
@@ -240,7 +332,7 @@ class Experiment:
         final_model = self.method_cls(self.config.method_config)
         final_phase = _Phase("final", final, final_model)
         generator = make_generator(self.config.seed, self.device)
-        stopped: dict[str, Any] = {}
+        stopped: dict[str, Any] = self.progress.setdefault("stopped", {})
 
         def stop_at_chosen(checkpoint: Checkpoint) -> bool:
             self._record(final_phase, checkpoint, None)
@@ -264,7 +356,7 @@ class Experiment:
         model = self.method_cls(self.config.method_config)
         phase = _Phase("final", final, model)
         generator = make_generator(self.config.seed, self.device)
-        last: dict[str, Any] = {}
+        last: dict[str, Any] = self.progress.setdefault("last", {})
 
         def log_only(checkpoint: Checkpoint) -> None:
             self._record(phase, checkpoint, None)
@@ -284,22 +376,23 @@ class Experiment:
         phase = _Phase("final", final, model)
         generator = make_generator(self.config.seed, self.device)
         n = self.config.evaluation.n_synthetic
-        best: dict[str, Any] = {"T1": 0.0}
+        best: dict[str, Any] = self.progress.setdefault("best", {"T1": 0.0})
 
         def on_checkpoint(checkpoint: Checkpoint) -> None:
             evaluation = self._evaluate(model, final, generator, n, keep="best")
             self._record(phase, checkpoint, evaluation)
             top = evaluation.best()
             best["T1"] = max(best["T1"], max(evaluation.zsl, default=0.0))
-            if "evaluation" not in best or top.H > best["evaluation"].best().H:
-                best.update(evaluation=evaluation, iteration=checkpoint.iteration,
-                            epoch=checkpoint.epoch, state=cpu_copy(model.state_dict()))
+            if "H" not in best or top.H > best["H"]:
+                best.update(H=top.H, evaluation=evaluation.to_dict(),
+                            iteration=checkpoint.iteration, epoch=checkpoint.epoch,
+                            state=cpu_copy(model.state_dict()))
             self.log(f"  checkpoint {checkpoint.iteration}: test H {100 * top.H:.2f} "
-                     f"(best {100 * best['evaluation'].best().H:.2f}) [test-oracle]")
+                     f"(best {100 * best['H']:.2f}) [test-oracle]")
 
         self._fit(phase, generator, on_checkpoint)
         model.load_state_dict(best["state"], device=self.device)
-        evaluation: Evaluation = best["evaluation"]
+        evaluation = Evaluation.from_dict(best["evaluation"])
         chosen = {"generator_epoch": round(best["epoch"], 4), "final_iteration": best["iteration"],
                   "n_synthetic": n, "classifier_epochs": evaluation.kept.epoch,
                   "gamma": evaluation.kept.gamma,
@@ -352,19 +445,34 @@ def environment() -> dict[str, Any]:
             "cuda_device": torch.cuda.get_device_name() if torch.cuda.is_available() else None}
 
 
-def write_run_dir(out: Path, experiment: Experiment, result: RunResult, model: Generator,
-                  evaluation: Evaluation) -> None:
-    """Write config, metadata, results, curves, generator and classifier into ``out``."""
+def write_run_start(out: Path, experiment: Experiment) -> None:
+    """Write ``config.json`` and ``metadata.json`` as a run starts: all a resume needs."""
     out.mkdir(parents=True, exist_ok=True)
+    write_json(out / "config.json", experiment.config.to_dict())
+    _write_metadata(out, experiment, seconds=None)
+
+
+def _write_metadata(out: Path, experiment: Experiment, seconds: float | None) -> None:
     config = experiment.config
-    write_json(out / "config.json", config.to_dict())
     write_json(out / "metadata.json", {
         "environment": environment(), "seed": config.seed, "device": str(experiment.device),
         "selection": config.selection, "root": experiment.root, "data": experiment.data.source,
         "data_summary": experiment.data.summary(), "synthetic_data": experiment.data.synthetic,
-        "preprocessing": experiment.preprocessor.describe(), "seconds": result.seconds,
+        "preprocessing": experiment.preprocessor.describe(), "seconds": seconds,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     })
+
+
+def write_run_dir(out: Path, experiment: Experiment, result: RunResult, model: Generator,
+                  evaluation: Evaluation) -> None:
+    """Write config, metadata, results, curves, generator and classifier into ``out``.
+
+    ``results.json`` comes last and the resume state is then removed: a run directory
+    with ``results.json`` and without ``resume.pt`` is complete.
+    """
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / "config.json", experiment.config.to_dict())
+    _write_metadata(out, experiment, seconds=result.seconds)
     checkpoints = [row for phase in experiment.phases for row in phase.rows]
     epochs = [row for phase in experiment.phases for row in phase.epoch_rows]
     if checkpoints:
@@ -390,23 +498,108 @@ def write_run_dir(out: Path, experiment: Experiment, result: RunResult, model: G
     }, out / "classifier.pt")
     result.run_dir = str(out)
     write_json(out / "results.json", result.to_dict())
+    (out / RESUME_FILE).unlink(missing_ok=True)
 
 
 def run_experiment(config: ExperimentConfig, *, root: str | Path | None = None,
                    out: str | Path | None = None, data: GZSLData | None = None,
                    log: Log | None = None,
-                   tracker: Callable[[dict[str, Any]], None] | None = None) -> RunResult:
-    """Load the data (unless given), run ``config`` and write the run directory to ``out``."""
+                   tracker: Callable[[dict[str, Any]], None] | None = None,
+                   save_every: int = 1, resume: dict[str, Any] | None = None) -> RunResult:
+    """Load the data (unless given), run ``config`` and write the run directory to ``out``.
+
+    With ``out``, the run saves its progress there at checkpoints (every ``save_every``-th;
+    0: never) so that :func:`resume_run` can continue it after an interruption.
+    """
     if data is None:
         from gzsl.data.loaders import load_dataset
 
         data = load_dataset(config.dataset, root, layout=config.data.layout,
                             semantics=config.data.semantics)
-    experiment = Experiment(config, data, log, root=root, tracker=tracker)
+    experiment = Experiment(config, data, log, root=root, tracker=tracker, out=out,
+                            save_every=save_every, resume=resume)
+    if out is not None and resume is None:
+        write_run_start(Path(out), experiment)
     result, model, evaluation = experiment.run()
     if out is not None:
         write_run_dir(Path(out), experiment, result, model, evaluation)
     return result
+
+
+def resume_run(run_dir: str | Path, *, root: str | Path | None = None,
+               device: str | None = None, data: GZSLData | None = None,
+               log: Log | None = None,
+               tracker: Callable[[dict[str, Any]], None] | None = None,
+               save_every: int = 1) -> RunResult:
+    """Continue the interrupted run in ``run_dir`` from its last saved checkpoint.
+
+    The run's own ``config.json`` defines it; ``root`` defaults to the data folder it
+    used. A run interrupted before its first checkpoint starts again from the beginning.
+    The result equals the uninterrupted run's (on the same device and software).
+    """
+    run_dir = Path(run_dir)
+    log = log or (lambda message: None)
+    config_path, state_path = run_dir / "config.json", run_dir / RESUME_FILE
+    if not config_path.is_file():
+        raise GZSLError(f"{run_dir} is not a run directory: it has no config.json; start a "
+                        f"run with gzsl train METHOD DATASET --out {run_dir}")
+    if not state_path.exists() and (run_dir / "results.json").is_file():
+        raise GZSLError(f"the run in {run_dir} has finished (results.json is there); "
+                        f"nothing to resume")
+    for stray in run_dir.glob(".*.tmp"):  # half-written files of a killed atomic_write
+        stray.unlink()
+    config = ExperimentConfig.from_dict(_read_json(config_path))
+    if device is not None:
+        config = dataclasses.replace(config, device=device)
+    metadata_path = run_dir / "metadata.json"
+    if root is None and metadata_path.is_file():
+        root = _read_json(metadata_path).get("root")
+    state = None
+    if state_path.exists():
+        state = load_resume_state(state_path, config)
+        log(f"resuming {run_dir} from its checkpoint saved after "
+            f"{state['seconds']:.0f} s of training")
+    else:
+        log(f"{run_dir} has no saved checkpoint (interrupted before the first one): "
+            f"starting the run again")
+    return run_experiment(config, root=root, out=run_dir, data=data, log=log, tracker=tracker,
+                          save_every=save_every, resume=state)
+
+
+def load_resume_state(path: Path, config: ExperimentConfig) -> dict[str, Any]:
+    """Read a resume state and check that it belongs to ``config`` and this device type."""
+    fix = "start the run again with gzsl train (or restore the file)"
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises many types for damaged files
+        raise GZSLError(f"cannot read {path}: {error}; {fix}") from error
+    if not isinstance(state, dict) or state.get("format") != RESUME_FORMAT:
+        raise GZSLError(f"{path} is not a resume state of this gzsl version; {fix}")
+    saved, wanted = _comparable(state["config"]), _comparable(config.to_dict())
+    if saved != wanted:
+        changed = sorted(k for k in saved.keys() | wanted.keys() if saved.get(k) != wanted.get(k))
+        raise GZSLError(f"{path} was saved by a run with other settings ({', '.join(changed)} "
+                        f"differ from config.json); resume needs the run's own settings")
+    saved_device = torch.device(state["device"]).type
+    device = resolve_device(config.device).type
+    if saved_device != device:
+        raise GZSLError(f"{path} was saved on {saved_device}, this run would use {device}; "
+                        f"resume on the same kind of device (--device {saved_device})")
+    return state
+
+
+def _comparable(config: dict[str, Any]) -> dict[str, Any]:
+    """A config as JSON would hold it, without the device (which a resume may name anew)."""
+    plain = json.loads(json.dumps(config, default=str))
+    plain.pop("device", None)
+    return plain
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as error:
+        raise GZSLError(f"cannot read {path}: {error}") from error
 
 
 def default_run_dir(config: ExperimentConfig, base: str | Path = "runs") -> Path:

@@ -1,0 +1,232 @@
+"""KilledError runs continue from their last checkpoint and end as uninterrupted ones do."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import invoke_cli, make_tiny_dataset
+
+from gzsl.data.errors import GZSLError
+from gzsl.data.io import save_npz
+from gzsl.experiments import runner
+from gzsl.experiments.config import resolve
+from gzsl.experiments.runner import RESUME_FILE, resume_run, run_experiment
+
+EVALUATION = ("evaluation.checkpoint_every=3", "evaluation.checkpoint_after=7",
+              "evaluation.n_synthetic=20", "evaluation.classifier_epochs=3",
+              "evaluation.classifier_batch_size=32", "evaluation.n_synthetic_grid=[0.5, 1]")
+METHODS = {
+    "gsmflow": ("method.epochs=4", "method.hidden_dim=16", "method.global_semantic_dim=8",
+                "method.batch_size=32", "method.lr_step_epochs=1", "method.progress=false"),
+    "vaecflow": ("method.iterations=20", "method.encoder_hidden=[16, 16]",
+                 "method.decoder_hidden=8", "method.coupling_hidden=8", "method.batch_size=32",
+                 "method.progress=false"),
+    "amaz": ("method.iterations=12", "method.n_way=3", "method.support_shots=2",
+             "method.query_shots=2", "method.tasks_per_batch=2", "method.progress=false"),
+    "gaussian": (),
+}
+
+
+class KilledError(Exception):
+    """Stands for a kill: raised from the tracker, before that checkpoint is saved."""
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _config(method: str, selection: str):
+    return resolve(method, "tiny", overrides=METHODS[method] + EVALUATION, selection=selection,
+                   device="cpu")
+
+
+def _interrupt_after(rows: int):
+    seen = []
+
+    def tracker(row: dict) -> None:
+        seen.append(row)
+        if len(seen) > rows:
+            raise KilledError
+    return tracker
+
+
+def _assert_same_run(resumed: Path, whole: Path) -> None:
+    mine, theirs = (json.loads((d / "results.json").read_text()) for d in (resumed, whole))
+    for key in ("seconds", "run_dir"):
+        mine.pop(key), theirs.pop(key)
+    assert mine == theirs
+    for name in ("checkpoints.csv", "classifier_epochs.csv", "config.json"):
+        if (whole / name).exists():
+            assert (resumed / name).read_text() == (whole / name).read_text(), name
+    with np.load(resumed / "predictions.npz") as left, np.load(whole / "predictions.npz") as right:
+        assert left.files == right.files
+        for key in left.files:
+            np.testing.assert_array_equal(left[key], right[key])
+    left, right = (torch.load(d / "generator.pt", weights_only=True)["state"]
+                   for d in (resumed, whole))
+    for key in ("flow", "networks", "weights", "vae"):
+        if key in right:
+            assert str(left[key]) == str(right[key]), key
+    assert not (resumed / RESUME_FILE).exists()
+    assert not list(resumed.glob(".*.tmp"))
+
+
+@pytest.mark.parametrize(("method", "selection", "phase"), [
+    ("gsmflow", "val", "validation"),
+    ("gsmflow", "val", "final"),
+    ("gsmflow", "test-oracle", "final"),
+    ("vaecflow", "final", "final"),
+    ("amaz", "val", "validation"),
+    ("gaussian", "val", "final"),  # after validation, before the final task's checkpoint
+])
+def test_an_interrupted_run_resumes_to_the_uninterrupted_result(tmp_path, method, selection,
+                                                                phase):
+    data = make_tiny_dataset()
+    config = _config(method, selection)
+    whole, cut = tmp_path / "whole", tmp_path / "cut"
+    run_experiment(config, data=data, out=whole)
+    with (whole / "checkpoints.csv").open() as handle:
+        phases = [row["phase"] for row in csv.DictReader(handle)]
+    rows = phases.index(phase) + phases.count(phase) // 2  # midway through that task
+    with pytest.raises(KilledError):
+        run_experiment(config, data=data, out=cut, tracker=_interrupt_after(rows))
+    assert not (cut / "results.json").exists()
+    assert (cut / RESUME_FILE).exists() and (cut / "config.json").exists()
+    saved = torch.load(cut / RESUME_FILE, weights_only=True)
+    assert 1 <= len([row for p in saved["phases"] for row in p["rows"]]) <= rows
+    resume_run(cut, data=data)
+    _assert_same_run(cut, whole)
+
+
+def test_a_run_interrupted_after_training_resumes_to_its_result(tmp_path, monkeypatch):
+    data = make_tiny_dataset()
+    config = _config("gsmflow", "val")
+    whole, cut = tmp_path / "whole", tmp_path / "cut"
+    run_experiment(config, data=data, out=whole)
+    original = runner.write_run_dir
+
+    def killed(*args, **kwargs):
+        raise KilledError
+    monkeypatch.setattr(runner, "write_run_dir", killed)
+    with pytest.raises(KilledError):
+        run_experiment(config, data=data, out=cut)
+    assert torch.load(cut / RESUME_FILE, weights_only=True)["stopped"] is True
+    monkeypatch.setattr(runner, "write_run_dir", original)
+    resume_run(cut, data=data)
+    _assert_same_run(cut, whole)
+
+
+def test_save_every_thins_the_saves_and_zero_turns_them_off(tmp_path, monkeypatch):
+    data = make_tiny_dataset()
+    config = _config("gsmflow", "final")
+    saves = []
+    monkeypatch.setattr(runner, "atomic_torch_save",
+                        lambda value, path: saves.append(path.name) if path.name == RESUME_FILE
+                        else None)
+    run_experiment(config, data=data, out=tmp_path / "every", save_every=1)
+    every = len(saves)
+    saves.clear()
+    run_experiment(config, data=data, out=tmp_path / "third", save_every=3)
+    assert every >= 6 and len(saves) == every // 3
+    saves.clear()
+    run_experiment(config, data=data, out=tmp_path / "never", save_every=0)
+    assert saves == []
+
+
+def test_resume_refuses_finished_foreign_and_mismatched_runs(tmp_path):
+    data = make_tiny_dataset()
+    config = _config("gaussian", "final")
+    with pytest.raises(GZSLError, match="no config.json"):
+        resume_run(tmp_path, data=data)
+    run_experiment(config, data=data, out=tmp_path / "done")
+    with pytest.raises(GZSLError, match="has finished"):
+        resume_run(tmp_path / "done", data=data)
+
+    cut = tmp_path / "cut"
+    with pytest.raises(KilledError):
+        run_experiment(_config("gsmflow", "final"), data=data, out=cut,
+                       tracker=_interrupt_after(2))
+    settings = json.loads((cut / "config.json").read_text())
+    settings["method_config"]["hidden_dim"] = 99
+    (cut / "config.json").write_text(json.dumps(settings))
+    with pytest.raises(GZSLError, match="method_config"):
+        resume_run(cut, data=data)
+    (cut / RESUME_FILE).write_bytes(b"not a torch file")
+    with pytest.raises(GZSLError, match="cannot read"):
+        resume_run(cut, data=data)
+
+
+def test_a_run_killed_before_its_first_checkpoint_starts_again(tmp_path):
+    data = make_tiny_dataset()
+    config = _config("gsmflow", "final")
+    run_experiment(config, data=data, out=tmp_path / "whole")
+    cut = tmp_path / "cut"
+    with pytest.raises(KilledError):
+        run_experiment(config, data=data, out=cut, tracker=_interrupt_after(0))
+    (cut / RESUME_FILE).unlink(missing_ok=True)  # killed before the first save
+    resume_run(cut, data=data)
+    _assert_same_run(cut, tmp_path / "whole")
+
+
+def _gzsl(*args: str) -> list[str]:
+    code = "import sys; from gzsl.cli import main; sys.argv = ['gzsl', *sys.argv[1:]]; main()"
+    return [sys.executable, "-c", code, *args]
+
+
+def test_a_killed_cli_run_resumes_with_train_resume(tmp_path):
+    """A real SIGKILL at an arbitrary moment after the first save, then `--resume`."""
+    save_npz(make_tiny_dataset(), tmp_path / "tiny.npz")
+    settings = [arg for setting in ("method.epochs=30", "method.hidden_dim=16",
+                                    "method.global_semantic_dim=8", "method.batch_size=32",
+                                    *EVALUATION[1:])
+                for arg in ("--set", setting)]
+    common = ["train", "gsmflow", "tiny", "--root", str(tmp_path / "tiny.npz"), "--device",
+              "cpu", "--set", "evaluation.checkpoint_every=2", *settings]
+    cut = tmp_path / "cut"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    process = subprocess.Popen(_gzsl(*common, "--out", str(cut)), env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while not (cut / RESUME_FILE).exists() and process.poll() is None:
+            assert time.monotonic() < deadline, "the run never saved a checkpoint"
+            time.sleep(0.02)
+        process.send_signal(signal.SIGKILL)
+    finally:
+        process.wait(timeout=60)
+    assert process.returncode == -signal.SIGKILL, "the run finished before it could be killed"
+    assert not (cut / "results.json").exists()
+
+    refused = invoke_cli(*common, "--out", str(cut))
+    assert refused.exit_code != 0 and "--resume" in str(refused.exception or refused.output)
+    resumed = invoke_cli("train", "--resume", str(cut))
+    assert resumed.exit_code == 0, resumed.output
+    assert "resuming" in resumed.output
+    whole = tmp_path / "whole"
+    done = invoke_cli(*common, "--out", str(whole))
+    assert done.exit_code == 0, done.output
+    _assert_same_run(cut, whole)
+
+
+def test_train_resume_refuses_settings_of_its_own(tmp_path):
+    result = invoke_cli("train", "gsmflow", "demo", "--resume", str(tmp_path))
+    assert result.exit_code == 2
+    assert "cannot be combined with --resume" in result.output
+    result = invoke_cli("train", "--seed", "3", "--resume", str(tmp_path))
+    assert result.exit_code == 2 and "--seed" in result.output
+    result = invoke_cli("train")
+    assert result.exit_code == 2 and "METHOD and DATASET" in result.output
