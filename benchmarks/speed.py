@@ -1,9 +1,10 @@
 """Speed and memory of a method at a preset's full dimensions, on generated data.
 
 Measures generator training iterations per second, synthesis throughput, final
-classifier time, and peak memory, for one preset, with features generated on the fly at
-the real dataset's sizes (AWA2-like by default: 2048-d features, 85-d attributes, 40 seen
-/ 10 unseen classes, 23,527 training images). The data are random, so the timings are
+classifier time, the time and size of one resume-state save, and peak memory, for one
+preset, with features generated on the fly at the real dataset's sizes (AWA2-like by
+default: 2048-d features, 85-d attributes, 40 seen / 10 unseen classes, 23,527 training
+images). The data are random, so the timings are
 meaningful and the accuracies are not.
 
     python benchmarks/speed.py --method gsmflow --preset awa2 --device auto
@@ -17,7 +18,9 @@ from __future__ import annotations
 import argparse
 import json
 import resource
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -27,7 +30,7 @@ from gzsl.evaluation.classifier import SoftmaxClassifier, SoftmaxSettings
 from gzsl.evaluation.protocol import TaskTensors
 from gzsl.experiments.config import resolve
 from gzsl.experiments.runner import make_generator, resolve_device, run_experiment
-from gzsl.methods.base import Checkpoint, CheckpointSchedule, get_method
+from gzsl.methods.base import Checkpoint, CheckpointSchedule, atomic_torch_save, get_method
 
 
 def generated_dataset(n_train: int, n_test_seen: int, n_test_unseen: int, feature_dim: int,
@@ -100,7 +103,15 @@ def main() -> None:
     def timer(checkpoint: Checkpoint) -> bool:
         synchronize(device)
         times.append(time.perf_counter())
-        return checkpoint.iteration >= args.warmup + args.iterations
+        last = checkpoint.iteration >= args.warmup + args.iterations
+        if last and checkpoint.snapshot is not None:  # what a run writes at each checkpoint
+            with tempfile.TemporaryDirectory() as folder:
+                start = time.perf_counter()
+                atomic_torch_save(checkpoint.training_state(), Path(folder) / "resume.pt")
+                report["resume_state"] = {
+                    "seconds": time.perf_counter() - start,
+                    "mib": (Path(folder) / "resume.pt").stat().st_size / 2**20}
+        return last
 
     schedule = CheckpointSchedule(every=1, after=args.warmup, callback=timer)
     method.fit(task.seen_data(), generator=make_generator(0, device), schedule=schedule)
