@@ -15,6 +15,16 @@ SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 XLSA17 = SHARED / "xlsa17"
 
 
+@pytest.fixture(autouse=True, scope="session")
+def one_thread():
+    """Every test's tensors are tiny: a second intra-op thread only adds waiting, over 10x
+    slower when the 2-core machine is busy. Restored after the session."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def xlsa17_dir() -> Path:
     """``../shared/xlsa17`` beside the checkout; tests using it skip when it is absent."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import os
 import signal
@@ -39,14 +40,6 @@ METHODS = {
 
 class KilledError(Exception):
     """Stands for a kill: raised from the tracker, before that checkpoint is saved."""
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def _config(method: str, selection: str):
@@ -230,3 +223,45 @@ def test_train_resume_refuses_settings_of_its_own(tmp_path):
     assert result.exit_code == 2 and "--seed" in result.output
     result = invoke_cli("train")
     assert result.exit_code == 2 and "METHOD and DATASET" in result.output
+
+
+def test_reproduce_resume_reads_finished_seeds_and_continues_interrupted_ones(tmp_path):
+    from gzsl.experiments.reproduce import run_seeds
+
+    data = make_tiny_dataset()
+    overrides = METHODS["gsmflow"] + EVALUATION
+    common = dict(overrides=overrides, selection="final", device="cpu", data=data)
+    whole = run_seeds("gsmflow", "tiny", [0, 1], out=tmp_path / "whole", **common)
+    cut = tmp_path / "cut"
+    run_seeds("gsmflow", "tiny", [0], out=cut, **common)
+    finished_at = (cut / "seed0" / "results.json").stat().st_mtime_ns
+    with pytest.raises(KilledError):
+        run_experiment(dataclasses.replace(_config("gsmflow", "final"), seed=1), data=data,
+                       out=cut / "seed1", tracker=_interrupt_after(3))
+    with pytest.raises(GZSLError, match="interrupted run"):
+        run_seeds("gsmflow", "tiny", [0, 1], out=cut, **common)
+    with pytest.raises(GZSLError, match="other settings"):
+        run_seeds("gsmflow", "tiny", [0, 1], out=cut, resume=True,
+                  **{**common, "overrides": overrides + ("method.lr=0.5",)})
+    logged = []
+    resumed = run_seeds("gsmflow", "tiny", [0, 1], out=cut, resume=True, log=logged.append,
+                        **common)
+    assert (cut / "seed0" / "results.json").stat().st_mtime_ns == finished_at
+    assert any("finished before" in line for line in logged)
+    assert [(r.seed, r.U, r.S, r.H, r.T1) for r in resumed] == \
+        [(r.seed, r.U, r.S, r.H, r.T1) for r in whole]
+    _assert_same_run(cut / "seed1", tmp_path / "whole" / "seed1")
+
+
+def test_reproduce_resume_on_the_command_line(tmp_path):
+    save_npz(make_tiny_dataset(), tmp_path / "tiny.npz")
+    command = ["reproduce", "gaussian", "tiny", "--root", str(tmp_path / "tiny.npz"),
+               "--seeds", "2", "--selection", "final", "--device", "cpu",
+               "--out", str(tmp_path / "runs"), "--set", "evaluation.classifier_epochs=2"]
+    first = invoke_cli(*command)
+    assert first.exit_code == 0, first.output
+    (tmp_path / "runs" / "seed1" / "results.json").unlink()  # as if killed while finishing
+    again = invoke_cli(*command, "--resume")
+    assert again.exit_code == 0, again.output
+    assert "finished before" in again.output and "±" in again.output
+    assert (tmp_path / "runs" / "seed1" / "results.json").is_file()

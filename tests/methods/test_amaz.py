@@ -28,15 +28,6 @@ TINY = dict(iterations=6, n_way=3, support_shots=2, query_shots=2, tasks_per_bat
             classifier_widths=(2.0,), attribute_discriminator_widths=(2.0,), progress=False)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors: intra-op threads only add synchronisation (slow on a shared machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _fit(data: SeenData, seed: int = 0, **overrides) -> AMAZ:
     settings = {**TINY, **overrides}
     return AMAZ(**settings).fit(data, generator=torch.Generator().manual_seed(seed))

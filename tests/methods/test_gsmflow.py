@@ -26,15 +26,6 @@ TINY = GSMFlowConfig(epochs=4, batch_size=64, lr=1e-3, coupling_blocks=2, hidden
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
 
-@pytest.fixture(autouse=True)
-def _one_thread() -> object:
-    """Tiny tensors: intra-op threads only add contention on a shared CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _fit(data: SeenData, seed: int = 0, schedule: CheckpointSchedule | None = None,
          **overrides: object) -> GSMFlow:
     model = GSMFlow(TINY, **overrides)

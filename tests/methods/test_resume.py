@@ -32,14 +32,6 @@ MODELS = {
 }
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _run(model: Generator, data: SeenData, *, resume: dict | None = None,
          stop_after: int | None = None) -> tuple[list[Checkpoint], list[dict], torch.Generator]:
     """Fit with checkpoints every 2 iterations; the callback draws from the generator as an

@@ -29,16 +29,6 @@ TINY = dict(encoder_hidden=(16, 16), decoder_hidden=8, coupling_hidden=8, batch_
 PRESETS = Path(__file__).resolve().parents[2] / "src/gzsl/experiments/presets/vaecflow"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models on a shared 2-core machine: a second intra-op thread only adds waiting
-    (over 10x slower under load). Restored after this module."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _fit(data: SeenData, seed: int = 0, iterations: int = 150, schedule=None, **overrides):
     model = VAECFlow(**{**TINY, "iterations": iterations, **overrides})
     return model.fit(data, generator=torch.Generator().manual_seed(seed), schedule=schedule)

@@ -41,6 +41,9 @@ SelectionOption = Annotated[str, typer.Option(
     "--selection", help="val (honest default: choices made on the validation classes), "
     "final (fixed budget) or test-oracle (papers' best-on-test, for comparison only).")]
 DeviceOption = Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")]
+ResumeSeedsOption = Annotated[bool, typer.Option(
+    "--resume", help="After an interruption, run the same command again with --resume: "
+    "finished seeds are read back, interrupted ones continue from their last checkpoint.")]
 
 
 def _log(message: str) -> None:
@@ -181,6 +184,7 @@ def reproduce(
     device: DeviceOption = "auto",
     selection: SelectionOption = "val",
     out: Annotated[Path | None, typer.Option("--out", help="Folder for the runs.")] = None,
+    resume: ResumeSeedsOption = False,
 ) -> None:
     """Run a preset over several seeds; print mean ± std beside the published numbers."""
     _check_selection(selection)
@@ -192,7 +196,7 @@ def reproduce(
         f"reproduce-{config.method}-{dataset.lower()}-{selection}")
     results = run_seeds(method, dataset, list(range(seeds)), root=root, preset=preset,
                         overrides=tuple(set_ or ()), selection=selection, device=device,
-                        out=out, log=_log)
+                        out=out, log=_log, resume=resume)
     summary = summarise(config.method, results)
     synthetic = " (SYNTHETIC data)" if results[0].synthetic_data else ""
     console.print(summary_table(f"{config.method} on {dataset}{synthetic}: mean ± std over "
@@ -213,6 +217,7 @@ def ablate(
     device: DeviceOption = "auto",
     selection: SelectionOption = "val",
     out: Annotated[Path | None, typer.Option("--out", help="Folder for the runs.")] = None,
+    resume: ResumeSeedsOption = False,
 ) -> None:
     """Run each of a method's ablations (e.g. GSMFlow's Table 3) and print one table."""
     _check_selection(selection)
@@ -223,7 +228,8 @@ def ablate(
         _log(f"[bold]ablation:[/] {name}")
         results = run_seeds(method, dataset, list(range(seeds)), root=root, preset=preset,
                             overrides=tuple(set_ or ()) + overrides, selection=selection,
-                            device=device, out=base / name.replace(" ", "-"), log=_log)
+                            device=device, out=base / name.replace(" ", "-"), log=_log,
+                            resume=resume)
         synthetic = results[0].synthetic_data
         summaries.append(summarise(name, results))
     note = " (SYNTHETIC data)" if synthetic else ""

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import json
 import statistics
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,8 +14,15 @@ from typing import Any
 
 from gzsl.data.dataset import GZSLData
 from gzsl.data.errors import GZSLError
-from gzsl.experiments.config import resolve
-from gzsl.experiments.runner import Log, RunResult, run_experiment
+from gzsl.experiments.config import ExperimentConfig, resolve
+from gzsl.experiments.runner import (
+    RESUME_FILE,
+    Log,
+    RunResult,
+    comparable_config,
+    resume_run,
+    run_experiment,
+)
 from gzsl.methods.base import get_method
 
 METRICS: tuple[str, ...] = ("U", "S", "H", "T1")
@@ -51,22 +59,74 @@ def summarise(label: str, results: list[RunResult]) -> Summary:
 def run_seeds(method: str, dataset: str, seeds: list[int], *, root: str | Path | None = None,
               preset: str | None = None, overrides: tuple[str, ...] = (),
               selection: str = "val", device: str = "auto", out: str | Path | None = None,
-              data: GZSLData | None = None, log: Log | None = None) -> list[RunResult]:
-    """One run per seed, each with its own run directory ``out/seed<N>`` when ``out`` is set."""
+              data: GZSLData | None = None, log: Log | None = None,
+              resume: bool = False) -> list[RunResult]:
+    """One run per seed, each with its own run directory ``out/seed<N>`` when ``out`` is set.
+
+    With ``resume``, a seed whose directory holds a finished run of the same settings is
+    read back instead of run again, and an interrupted one is continued (see
+    :func:`gzsl.experiments.runner.resume_run`); without it, an interrupted run there is
+    an error rather than overwritten.
+    """
+    configs = {seed: resolve(method, dataset, preset=preset, overrides=overrides, seed=seed,
+                             selection=selection, device=device) for seed in seeds}
+    plans = {seed: _plan(Path(out) / f"seed{seed}" if out is not None else None, configs[seed],
+                         resume) for seed in seeds}  # every refusal before any work
     results = []
     for seed in seeds:
-        config = resolve(method, dataset, preset=preset, overrides=overrides, seed=seed,
-                         selection=selection, device=device)
+        config, (action, run_dir) = configs[seed], plans[seed]
+        if log:
+            log(f"seed {seed}")
+        if action == "read":
+            if log:
+                log(f"  finished before: reading {run_dir / 'results.json'}")
+            results.append(read_result(run_dir))
+            continue
         if data is None:
             from gzsl.data.loaders import load_dataset
 
             data = load_dataset(dataset, root, layout=config.data.layout,
                                 semantics=config.data.semantics)
-        if log:
-            log(f"seed {seed}")
-        run_dir = Path(out) / f"seed{seed}" if out is not None else None
-        results.append(run_experiment(config, out=run_dir, data=data, log=log))
+        if action == "resume":
+            results.append(resume_run(run_dir, root=root, device=device, data=data, log=log))
+        else:
+            results.append(run_experiment(config, out=run_dir, data=data, log=log))
     return results
+
+
+def _plan(run_dir: Path | None, config: ExperimentConfig, resume: bool
+          ) -> tuple[str, Path | None]:
+    """``run``, ``read`` (finished before) or ``resume`` for one seed's directory."""
+    if run_dir is None or not (run_dir / "config.json").is_file():
+        return "run", run_dir
+    finished = (run_dir / "results.json").is_file() and not (run_dir / RESUME_FILE).exists()
+    if not resume:
+        if not finished:
+            raise GZSLError(f"{run_dir} holds an interrupted run: add --resume to continue "
+                            f"it, or choose another --out")
+        return "run", run_dir
+    if not same_settings(run_dir, config):
+        raise GZSLError(f"{run_dir} holds a run with other settings; --resume continues "
+                        f"only the same command (or choose another --out)")
+    return ("read" if finished else "resume"), run_dir
+
+
+def same_settings(run_dir: Path, config: ExperimentConfig) -> bool:
+    """Whether the run in ``run_dir`` was made with ``config`` (its device aside)."""
+    try:
+        saved = json.loads((run_dir / "config.json").read_text())
+    except (OSError, json.JSONDecodeError) as error:
+        raise GZSLError(f"cannot read {run_dir / 'config.json'}: {error}") from error
+    return comparable_config(saved) == comparable_config(config.to_dict())
+
+
+def read_result(run_dir: Path) -> RunResult:
+    """The :class:`RunResult` a finished run wrote to ``results.json``."""
+    path = run_dir / "results.json"
+    try:
+        return RunResult(**json.loads(path.read_text()))
+    except (OSError, json.JSONDecodeError, TypeError) as error:
+        raise GZSLError(f"cannot read {path}: {error}") from error
 
 
 def ablation_overrides(method: str, names: list[str] | None = None) -> dict[str, tuple[str, ...]]:

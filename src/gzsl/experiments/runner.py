@@ -575,7 +575,7 @@ def load_resume_state(path: Path, config: ExperimentConfig) -> dict[str, Any]:
         raise GZSLError(f"cannot read {path}: {error}; {fix}") from error
     if not isinstance(state, dict) or state.get("format") != RESUME_FORMAT:
         raise GZSLError(f"{path} is not a resume state of this gzsl version; {fix}")
-    saved, wanted = _comparable(state["config"]), _comparable(config.to_dict())
+    saved, wanted = comparable_config(state["config"]), comparable_config(config.to_dict())
     if saved != wanted:
         changed = sorted(k for k in saved.keys() | wanted.keys() if saved.get(k) != wanted.get(k))
         raise GZSLError(f"{path} was saved by a run with other settings ({', '.join(changed)} "
@@ -588,8 +588,9 @@ def load_resume_state(path: Path, config: ExperimentConfig) -> dict[str, Any]:
     return state
 
 
-def _comparable(config: dict[str, Any]) -> dict[str, Any]:
-    """A config as JSON would hold it, without the device (which a resume may name anew)."""
+def comparable_config(config: dict[str, Any]) -> dict[str, Any]:
+    """A config as JSON holds it, without the device: the settings two runs must share
+    for one to continue the other."""
     plain = json.loads(json.dumps(config, default=str))
     plain.pop("device", None)
     return plain
