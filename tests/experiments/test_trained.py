@@ -207,3 +207,25 @@ def test_a_run_trained_on_gpu_predicts_on_cpu(tmp_path, raw_task):
     assert np.array_equal(run.predict_ids(raw_task.test_unseen_features),
                           stored["test_unseen_predictions"])
     assert run.sample([12], 3, seed=0).shape == (3, 16)
+
+
+def test_a_run_saved_with_cuda_tensors_loads_on_a_machine_without_one(tmp_path, raw_task,
+                                                                      monkeypatch):
+    """Files written on a GPU tag their tensors 'cuda:0'; faking that tag at save time lets
+    a CPU-only machine check that every loader maps them to its own device."""
+    if torch.cuda.is_available():
+        pytest.skip("needs a machine without CUDA (the GPU case is tested above)")
+    config = resolve("gsmflow", "tiny", selection="final", device="cpu",
+                     overrides=FAST + ("method.epochs=2", "method.hidden_dim=16",
+                                       "method.global_semantic_dim=8"))
+    with monkeypatch.context() as patch:
+        patch.setattr(torch.serialization, "location_tag", lambda storage: "cuda:0")
+        run_experiment(config, data=make_tiny_dataset(), out=tmp_path / "gpu")
+    with pytest.raises(RuntimeError, match="CUDA"):
+        torch.load(tmp_path / "gpu" / "generator.pt", weights_only=True)
+    run = load_run(tmp_path / "gpu", device="cpu", data=make_tiny_dataset())
+    stored = np.load(tmp_path / "gpu" / "predictions.npz")
+    assert np.array_equal(run.predict_ids(raw_task.test_unseen_features),
+                          stored["test_unseen_predictions"])
+    assert run.sample([12], 3, seed=0).shape == (3, 16)
+    assert Generator.load(tmp_path / "gpu" / "generator.pt").device == torch.device("cpu")
