@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -44,6 +45,9 @@ DeviceOption = Annotated[str, typer.Option("--device", help="auto, cpu or cuda."
 ResumeSeedsOption = Annotated[bool, typer.Option(
     "--resume", help="After an interruption, run the same command again with --resume: "
     "finished seeds are read back, interrupted ones continue from their last checkpoint.")]
+
+
+Tracker = Callable[[dict[str, Any]], None]
 
 
 def _log(message: str) -> None:
@@ -138,34 +142,33 @@ def train(
                                      f"resumed run keeps its own settings (RUN_DIR/config.json)",
                                      param_hint="--resume")
         out = resume
-        tracker, close = tensorboard_tracker(out / "tensorboard") if tensorboard else (None, None)
-        try:
-            result = resume_run(resume, root=root, device=device, log=_log, tracker=tracker,
-                                save_every=save_every)
-        finally:
-            if close is not None:
-                close()
-        console.print(results_table(result))
-        _log(f"run directory: {out}")
-        return
-    if method is None or dataset is None:
-        raise typer.BadParameter("give METHOD and DATASET (or --resume RUN_DIR)",
-                                 param_hint="METHOD DATASET")
-    selection = selection or "val"
-    seed = 0 if seed is None else seed
-    _check_selection(selection)
-    config = resolve(method, dataset, preset=preset, overrides=tuple(set_ or ()), seed=seed,
-                     selection=selection, device=device or "auto")
-    out = out or default_run_dir(config)
-    if (out / RESUME_FILE).exists():
-        raise GZSLError(f"{out} holds an interrupted run: continue it with "
-                        f"`gzsl train --resume {out}`, or choose another --out")
+
+        def execute(tracker: Tracker | None) -> RunResult:
+            return resume_run(resume, root=root, device=device, log=_log, tracker=tracker,
+                              save_every=save_every)
+    else:
+        if method is None or dataset is None:
+            raise typer.BadParameter("give METHOD and DATASET (or --resume RUN_DIR)",
+                                     param_hint="METHOD DATASET")
+        selection = selection or "val"
+        seed = 0 if seed is None else seed
+        _check_selection(selection)
+        config = resolve(method, dataset, preset=preset, overrides=tuple(set_ or ()),
+                         seed=seed, selection=selection, device=device or "auto")
+        out = out or default_run_dir(config)
+        if (out / RESUME_FILE).exists():
+            raise GZSLError(f"{out} holds an interrupted run: continue it with "
+                            f"`gzsl train --resume {out}`, or choose another --out")
+        _log(f"[bold]{config.method}[/] on [bold]{dataset}[/], selection [bold]{selection}[/], "
+             f"seed {seed}, preset {config.preset or 'none (defaults)'}")
+
+        def execute(tracker: Tracker | None) -> RunResult:
+            return run_experiment(config, root=root, out=out, log=_log, tracker=tracker,
+                                  save_every=save_every)
+
     tracker, close = tensorboard_tracker(out / "tensorboard") if tensorboard else (None, None)
-    _log(f"[bold]{config.method}[/] on [bold]{dataset}[/], selection [bold]{selection}[/], "
-         f"seed {seed}, preset {config.preset or 'none (defaults)'}")
     try:
-        result = run_experiment(config, root=root, out=out, log=_log, tracker=tracker,
-                                save_every=save_every)
+        result = execute(tracker)
     finally:
         if close is not None:
             close()
