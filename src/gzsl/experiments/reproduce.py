@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-import json
 import statistics
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +19,7 @@ from gzsl.experiments.runner import (
     Log,
     RunResult,
     comparable_config,
+    read_json,
     resume_run,
     run_experiment,
 )
@@ -113,10 +113,7 @@ def _plan(run_dir: Path | None, config: ExperimentConfig, resume: bool
 
 def same_settings(run_dir: Path, config: ExperimentConfig) -> bool:
     """Whether the run in ``run_dir`` was made with ``config`` (its device aside)."""
-    try:
-        saved = json.loads((run_dir / "config.json").read_text())
-    except (OSError, json.JSONDecodeError) as error:
-        raise GZSLError(f"cannot read {run_dir / 'config.json'}: {error}") from error
+    saved = read_json(run_dir / "config.json")
     return comparable_config(saved) == comparable_config(config.to_dict())
 
 
@@ -124,9 +121,9 @@ def read_result(run_dir: Path) -> RunResult:
     """The :class:`RunResult` a finished run wrote to ``results.json``."""
     path = run_dir / "results.json"
     try:
-        return RunResult(**json.loads(path.read_text()))
-    except (OSError, json.JSONDecodeError, TypeError) as error:
-        raise GZSLError(f"cannot read {path}: {error}") from error
+        return RunResult(**read_json(path))
+    except TypeError as error:
+        raise GZSLError(f"{path} is not a gzsl results file: {error}") from error
 
 
 def ablation_overrides(method: str, names: list[str] | None = None) -> dict[str, tuple[str, ...]]:

@@ -548,12 +548,12 @@ def resume_run(run_dir: str | Path, *, root: str | Path | None = None,
                         f"nothing to resume")
     for stray in run_dir.glob(".*.tmp"):  # half-written files of a killed atomic_write
         stray.unlink()
-    config = ExperimentConfig.from_dict(_read_json(config_path))
+    config = ExperimentConfig.from_dict(read_json(config_path))
     if device is not None:
         config = dataclasses.replace(config, device=device)
     metadata_path = run_dir / "metadata.json"
     if root is None and metadata_path.is_file():
-        root = _read_json(metadata_path).get("root")
+        root = read_json(metadata_path).get("root")
     state = None
     if state_path.exists():
         state = load_resume_state(state_path, config)
@@ -596,7 +596,8 @@ def comparable_config(config: dict[str, Any]) -> dict[str, Any]:
     return plain
 
 
-def _read_json(path: Path) -> dict[str, Any]:
+def read_json(path: Path) -> dict[str, Any]:
+    """A JSON file of a run directory; a user error naming the file when unreadable."""
     try:
         return json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as error:
