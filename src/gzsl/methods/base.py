@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import os
 import sys
 from collections.abc import Callable, Iterator
@@ -220,11 +221,41 @@ def register(cls: type[Generator]) -> type[Generator]:
     return cls
 
 
+#: Entry-point group through which other packages add methods (docs/adding-a-method.md).
+ENTRY_POINT_GROUP = "gzsl.methods"
+
+
 def available_methods() -> dict[str, type[Generator]]:
-    """Registered methods by name (importing :mod:`gzsl.methods` registers the built-ins)."""
+    """Registered methods by name: the built-ins, and those of installed packages that
+    declare a ``gzsl.methods`` entry point (loaded once, on first use)."""
     import gzsl.methods  # noqa: F401  (registers built-in methods)
 
+    _load_plugins()
     return dict(sorted(_REGISTRY.items()))
+
+
+@functools.cache
+def _load_plugins() -> None:
+    """Import every ``gzsl.methods`` entry point once; a broken one is a clear user error."""
+    from importlib.metadata import entry_points
+
+    from gzsl.data.errors import GZSLError
+
+    for entry in entry_points(group=ENTRY_POINT_GROUP):
+        try:
+            loaded = entry.load()
+        except Exception as error:  # any import failure of a third-party package
+            raise GZSLError(f"the method plugin {entry.name!r} ({entry.value}) failed to "
+                            f"load: {error!r}") from error
+        if not (isinstance(loaded, type) and issubclass(loaded, Generator)):
+            raise GZSLError(f"the method plugin {entry.name!r} ({entry.value}) is not a "
+                            f"gzsl Generator subclass")
+        known = _REGISTRY.get(loaded.name)
+        if known is None:
+            register(loaded)
+        elif known is not loaded:
+            raise GZSLError(f"the method plugin {entry.name!r} ({entry.value}) takes the "
+                            f"name {loaded.name!r} of another method")
 
 
 def get_method(name: str) -> type[Generator]:
