@@ -174,3 +174,14 @@ def test_cli_compare_without_results_is_a_user_error(tmp_path):
     result = CliRunner().invoke(app, ["compare", str(tmp_path)])
     assert isinstance(result.exception, GZSLError)
     assert "no results.json" in str(result.exception)
+
+
+def test_cli_compare_names_unfinished_runs_it_leaves_out(runs):
+    interrupted = runs / "val" / "seed3"
+    interrupted.mkdir()
+    (interrupted / "config.json").write_text("{}")
+    (interrupted / "resume.pt").write_bytes(b"")
+    result = CliRunner().invoke(app, ["compare", str(runs)], env={"COLUMNS": "300"})
+    assert result.exit_code == 0, result.output
+    assert "1 unfinished run(s) left out" in result.output and "seed3" in result.output
+    assert "52.0 ± 2.0" in result.output  # the three finished seeds only

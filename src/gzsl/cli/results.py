@@ -160,6 +160,7 @@ def compare(
     from gzsl.experiments.compare import (
         compare_runs,
         find_results,
+        find_unfinished,
         read_run,
         table_rows,
         to_csv,
@@ -168,6 +169,11 @@ def compare(
     )
 
     files = find_results(paths)
+    unfinished = find_unfinished(paths)
+    if unfinished:
+        _log(f"note: {len(unfinished)} unfinished run(s) left out (interrupted or still "
+             f"running; continue one with `gzsl train --resume DIR`): "
+             f"{', '.join(map(str, unfinished))}")
     if not files:
         raise GZSLError(f"no results.json found under {', '.join(map(str, paths))}. Fix: pass "
                         "run directories written by `gzsl train` (or folders holding them)")

@@ -96,6 +96,20 @@ def find_results(paths: Iterable[str | Path]) -> list[Path]:
     return list(found)
 
 
+def find_unfinished(paths: Iterable[str | Path]) -> list[Path]:
+    """Run directories under ``paths`` that started but have no results yet (interrupted,
+    or still running): ``config.json`` without ``results.json``."""
+    found: dict[Path, None] = {}
+    for path in map(Path, paths):
+        if not path.is_dir():
+            continue
+        for config in sorted(path.rglob("config.json")):
+            run = config.parent
+            if not (run / "results.json").is_file():
+                found[run.resolve()] = None
+    return list(found)
+
+
 def _metric(value: Any) -> float:
     try:
         number = float(value)
