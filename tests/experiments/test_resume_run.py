@@ -265,3 +265,18 @@ def test_reproduce_resume_on_the_command_line(tmp_path):
     assert again.exit_code == 0, again.output
     assert "finished before" in again.output and "±" in again.output
     assert (tmp_path / "runs" / "seed1" / "results.json").is_file()
+
+
+def test_ctrl_c_says_how_to_continue(tmp_path, monkeypatch):
+    import gzsl.cli.run as run_cli
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(run_cli, "run_experiment", interrupted)
+    monkeypatch.setattr(run_cli, "run_seeds", interrupted)
+    result = invoke_cli("train", "gaussian", "demo", "--out", str(tmp_path / "run"))
+    assert result.exit_code != 0
+    assert f"continue with `gzsl train --resume {tmp_path / 'run'}`" in result.output
+    result = invoke_cli("reproduce", "gaussian", "demo", "--out", str(tmp_path / "runs"))
+    assert result.exit_code != 0
+    assert "run the same command again with --resume" in result.output

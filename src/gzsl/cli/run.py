@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
-from gzsl.cli import app, console
+from gzsl.cli import app, console, err_console
 from gzsl.data.errors import GZSLError
 from gzsl.experiments.config import SELECTIONS, list_presets, resolve
 from gzsl.experiments.reproduce import (
@@ -52,6 +53,16 @@ Tracker = Callable[[dict[str, Any]], None]
 
 def _log(message: str) -> None:
     console.print(message, highlight=False)
+
+
+@contextlib.contextmanager
+def _on_interrupt(hint: str) -> Iterator[None]:
+    """On Ctrl-C, say how to continue before the CLI reports the abort."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        err_console.print(f"interrupted: {hint}", highlight=False)
+        raise
 
 
 def _check_selection(selection: str) -> None:
@@ -168,7 +179,8 @@ def train(
 
     tracker, close = tensorboard_tracker(out / "tensorboard") if tensorboard else (None, None)
     try:
-        result = execute(tracker)
+        with _on_interrupt(f"continue with `gzsl train --resume {out}`"):
+            result = execute(tracker)
     finally:
         if close is not None:
             close()
@@ -197,9 +209,10 @@ def reproduce(
                      selection=selection, device=device)
     out = out or default_run_dir(config).with_name(
         f"reproduce-{config.method}-{dataset.lower()}-{selection}")
-    results = run_seeds(method, dataset, list(range(seeds)), root=root, preset=preset,
-                        overrides=tuple(set_ or ()), selection=selection, device=device,
-                        out=out, log=_log, resume=resume)
+    with _on_interrupt("run the same command again with --resume to continue"):
+        results = run_seeds(method, dataset, list(range(seeds)), root=root, preset=preset,
+                            overrides=tuple(set_ or ()), selection=selection, device=device,
+                            out=out, log=_log, resume=resume)
     summary = summarise(config.method, results)
     synthetic = " (SYNTHETIC data)" if results[0].synthetic_data else ""
     console.print(summary_table(f"{config.method} on {dataset}{synthetic}: mean ± std over "
@@ -229,10 +242,11 @@ def ablate(
     summaries, synthetic = [], False
     for name, overrides in variants.items():
         _log(f"[bold]ablation:[/] {name}")
-        results = run_seeds(method, dataset, list(range(seeds)), root=root, preset=preset,
-                            overrides=tuple(set_ or ()) + overrides, selection=selection,
-                            device=device, out=base / name.replace(" ", "-"), log=_log,
-                            resume=resume)
+        with _on_interrupt("run the same command again with --resume to continue"):
+            results = run_seeds(method, dataset, list(range(seeds)), root=root,
+                                preset=preset, overrides=tuple(set_ or ()) + overrides,
+                                selection=selection, device=device,
+                                out=base / name.replace(" ", "-"), log=_log, resume=resume)
         synthetic = results[0].synthetic_data
         summaries.append(summarise(name, results))
     note = " (SYNTHETIC data)" if synthetic else ""
