@@ -241,7 +241,7 @@ class VAECFlow(Generator):
             self.flow_.initialise(dequantise_zeros(
                 data.features[order[: config.initialisation_size]],
                 config.zero_dequantisation, generator))
-            loop: dict[str, Any] = {"iteration": 0, "cursor": 0, "history": []}
+            loop: dict[str, Any] = {"iteration": 0, "cursor": 0}
         else:
             loop = self._resume_model(resume, generator, device)
             order = loop["order"].to(device)
@@ -256,7 +256,6 @@ class VAECFlow(Generator):
         batch_size = min(config.batch_size, n_train)
         total = self.total_iterations(n_train)
         callback = schedule.callback if schedule is not None else None
-        self.history_: list[Checkpoint] = [Checkpoint(**row) for row in loop["history"]]
         loss_sums = torch.zeros(len(LOSS_NAMES), device=device)
         steps_since_checkpoint = 0
         cursor = int(loop["cursor"])
@@ -286,16 +285,12 @@ class VAECFlow(Generator):
                 at_checkpoint = schedule is not None and schedule.due(iteration)
                 if callback is not None and (at_checkpoint or iteration == total):
                     means = (loss_sums / steps_since_checkpoint).tolist()
-                    epoch = iteration * batch_size / n_train
-                    losses_now = dict(zip(LOSS_NAMES, means, strict=True))
-                    history = [*self.history_, Checkpoint(iteration, epoch, losses_now)]
                     snapshot = functools.partial(
                         self._training_state, generator, optimisers, iteration=iteration,
-                        cursor=cursor, order=order,
-                        history=[{"iteration": c.iteration, "epoch": c.epoch,
-                                  "losses": c.losses} for c in history])
-                    checkpoint = Checkpoint(iteration, epoch, losses_now, snapshot=snapshot)
-                    self.history_.append(checkpoint)
+                        cursor=cursor, order=order)
+                    checkpoint = Checkpoint(iteration, iteration * batch_size / n_train,
+                                            dict(zip(LOSS_NAMES, means, strict=True)),
+                                            snapshot=snapshot)
                     loss_sums.zero_()
                     steps_since_checkpoint = 0
                     if callback(checkpoint):
