@@ -419,3 +419,39 @@ def test_epoch_budget_scales_with_the_training_set(tiny_seen_data):
     assert calls[0].epoch == pytest.approx(15 * rows / len(tiny_seen_data.features))
     with pytest.raises(GZSLError, match="epochs"):
         AMAZConfig(epochs=0.0)
+
+
+def test_weight_average_follows_its_recurrence_and_feeds_synthesis(tiny_seen_data, tmp_path):
+    decay = 0.8
+    model = AMAZ(**{**TINY, "weight_average": decay, "dropout": 0.0})
+    seen: list[tuple[dict, dict]] = []
+
+    def callback(checkpoint) -> None:
+        current = {k: v.clone() for k, v in model.networks_.state_dict().items()
+                   if k in model.average_}
+        seen.append((current, {k: v.clone() for k, v in model.average_.items()}))
+
+    model.fit(tiny_seen_data, generator=torch.Generator().manual_seed(0),
+              schedule=CheckpointSchedule(every=1, callback=callback))
+    assert len(seen) == TINY["iterations"] and seen[0][1]
+    assert all(k.startswith(("generator.", "modulation.")) for k in seen[0][1])
+    for (_, before), (current, after) in zip(seen, seen[1:], strict=False):
+        for name, value in after.items():
+            if value.is_floating_point():
+                torch.testing.assert_close(value, decay * before[name]
+                                           + (1 - decay) * current[name])
+    last, average = seen[-1]
+    assert any(not torch.equal(last[k], v) for k, v in average.items())  # not the last weights
+
+    semantics = tiny_seen_data.class_semantics[6:]
+    averaged = model.sample(semantics, 4, generator=torch.Generator().manual_seed(1))
+    model.save(tmp_path / "g.pt")
+    reloaded = Generator.load(tmp_path / "g.pt")
+    torch.testing.assert_close(
+        reloaded.sample(semantics, 4, generator=torch.Generator().manual_seed(1)), averaged)
+    model.networks_.load_state_dict(model.average_, strict=False)
+    model.average_ = None  # the last weights, now equal to the average
+    torch.testing.assert_close(
+        model.sample(semantics, 4, generator=torch.Generator().manual_seed(1)), averaged)
+    with pytest.raises(GZSLError, match="weight_average"):
+        AMAZConfig(weight_average=1.0)

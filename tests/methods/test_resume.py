@@ -27,7 +27,8 @@ MODELS = {
                          tasks_per_batch=2, generator_width=2.0, embedding_width=1.0,
                          critic_widths=(2.0, 1.0), classifier_widths=(2.0,),
                          attribute_discriminator_widths=(2.0,), critic_steps=2,
-                         auxiliary_pretraining=2, real_auxiliaries=True, progress=False),
+                         auxiliary_pretraining=2, real_auxiliaries=True, weight_average=0.9,
+                         progress=False),
     "gaussian": GaussianBaseline,
 }
 

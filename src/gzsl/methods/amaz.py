@@ -62,6 +62,9 @@ PARAMETER_GROUPS: dict[str, tuple[str, ...]] = {
     "generator": ("generator", "classifier"),
 }
 
+#: The modules that synthesis runs (and ``weight_average`` averages).
+SYNTHESIS_MODULES = ("generator", "modulation")
+
 #: Query-set losses reported at checkpoints (means since the previous checkpoint).
 LOSS_NAMES = ("critic", "penalty", "adversarial", "attribute", "classification",
               "real_attribute", "real_classification", "generator")
@@ -140,6 +143,11 @@ class AMAZConfig:
         classification_weight: weight of L_CLS inside L_GC (1 in Eq. 7).
         first_order: drop the second-order terms of the meta-gradient (faster; not the
             paper's setting).
+        weight_average: decay of an exponential moving average of G's and AP/AM's weights
+            (and batch-norm statistics), updated after every meta-iteration; synthesis
+            uses the averaged networks. 0 (the paper) synthesises with the last weights.
+            Our option, a common stabiliser of GAN generators: it damps the swings of
+            sample quality from one checkpoint to the next.
         sample_batch: rows synthesised per chunk in :meth:`AMAZ.sample`.
         progress: show a progress bar during ``fit`` (default: when stderr is a terminal).
     """
@@ -179,6 +187,7 @@ class AMAZConfig:
     attribute_weight: float = 1.0
     classification_weight: float = 1.0
     first_order: bool = False
+    weight_average: float = 0.0
     sample_batch: int = 4096
     progress: bool | None = None
 
@@ -195,9 +204,30 @@ class AMAZConfig:
                                 f"{getattr(self, name)!r}")
         if self.epochs is not None and self.epochs <= 0:
             raise GZSLError(f"AMAZ setting epochs must be positive, got {self.epochs!r}")
+        if not 0 <= self.weight_average < 1:
+            raise GZSLError(f"AMAZ setting weight_average must be in [0, 1), got "
+                            f"{self.weight_average!r}")
         if self.critic_steps < 1:
             raise GZSLError(f"AMAZ setting critic_steps must be at least 1, got "
                             f"{self.critic_steps!r}")
+
+
+def _synthesis_state(networks: AMAZNetworks) -> dict[str, Tensor]:
+    """A copy of the parameters and buffers synthesis uses (G, AP and AM)."""
+    modules = tuple(f"{name}." for name in SYNTHESIS_MODULES)
+    return {k: v.detach().clone() for k, v in networks.state_dict().items()
+            if k.startswith(modules)}
+
+
+@torch.no_grad()
+def _update_average(average: dict[str, Tensor], networks: AMAZNetworks, decay: float) -> None:
+    """``average <- decay * average + (1 - decay) * current`` (integer buffers: copied)."""
+    current = networks.state_dict()
+    for name, value in average.items():
+        if value.is_floating_point():
+            value.lerp_(current[name], 1 - decay)
+        else:
+            value.copy_(current[name])
 
 
 class AMAZNetworks(nn.Module):
@@ -517,6 +547,8 @@ class AMAZ(Generator):
             self.networks_.to(device)
             self.networks_.train()
             self._pretrain_auxiliaries(draw, generator)
+            self.average_ = (_synthesis_state(self.networks_) if config.weight_average
+                             else None)
             first = 1
         else:
             first = int(self._resume_model(resume, generator, device)["iteration"]) + 1
@@ -535,6 +567,8 @@ class AMAZ(Generator):
             for iteration in range(first, total + 1):
                 extra = [draw() for _ in range(config.critic_steps - 1)]
                 sums += step(*draw(), extra)
+                if self.average_ is not None:
+                    _update_average(self.average_, self.networks_, config.weight_average)
                 since += 1
                 bar.update()
                 if callback is not None and (schedule.due(iteration) or iteration == total):
@@ -654,17 +688,19 @@ class AMAZ(Generator):
         out = torch.empty(total, networks.feature_dim, device=device)
         if total == 0:
             return out
+        weights = networks.state_dict() if self.average_ is None else self.average_
         was_training = networks.training
         networks.eval()
         try:
-            modulation = networks.modulation(semantics.unsqueeze(1))
+            modulation = networks.call("modulation", weights, semantics.unsqueeze(1))
             for start in range(0, total, self.config.sample_batch):
                 stop = min(start + self.config.sample_batch, total)
                 rows = torch.arange(start, stop, device=device) // n_per_class
                 noise = self.config.sample_noise_std * torch.randn(
                     stop - start, networks.noise_dim, generator=generator, device=device)
-                out[start:stop] = networks.generator(noise, semantics[rows],
-                                                     [(w[rows], b[rows]) for w, b in modulation])
+                out[start:stop] = networks.call(
+                    "generator", weights, noise, semantics[rows],
+                    [(w[rows], b[rows]) for w, b in modulation])
         finally:
             networks.train(was_training)
         return out
@@ -706,7 +742,7 @@ class AMAZ(Generator):
         networks = self.networks_
         return {"networks": networks.state_dict(), "feature_dim": networks.feature_dim,
                 "semantic_dim": networks.semantic_dim, "n_classes": networks.n_classes,
-                "n_way": self.n_way_}
+                "n_way": self.n_way_, "average": self.average_}
 
     def load_state_dict(self, state: dict[str, Any], device: torch.device | str = "cpu") -> AMAZ:
         with torch.random.fork_rng(devices=[]):  # rebuilding must not move the global RNG
@@ -715,4 +751,7 @@ class AMAZ(Generator):
         networks.load_state_dict(state["networks"])
         self.networks_ = networks.to(device).eval()
         self.n_way_ = int(state["n_way"])
+        average = state.get("average")
+        self.average_ = (None if average is None
+                         else {k: v.to(device) for k, v in average.items()})
         return self
