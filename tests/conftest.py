@@ -108,3 +108,24 @@ def train_tiny_run(folder: Path, *settings: str) -> Path:
                         "--selection", "final", "--device", "cpu", "--out", str(out), *settings)
     assert result.exit_code == 0, result.output
     return out
+
+
+def assert_same_state(left, right) -> None:
+    """Nested dicts / lists of tensors and plain values are exactly equal, leaf by leaf."""
+    flat_left, flat_right = _flatten(left), _flatten(right)
+    assert flat_left.keys() == flat_right.keys()
+    for key, value in flat_left.items():
+        if isinstance(value, torch.Tensor):
+            torch.testing.assert_close(value, flat_right[key], rtol=0, atol=0, msg=key)
+        else:
+            assert value == flat_right[key], key
+
+
+def _flatten(value, prefix: str = "") -> dict:
+    if isinstance(value, dict):
+        return {k: v for key, item in value.items()
+                for k, v in _flatten(item, f"{prefix}/{key}").items()}
+    if isinstance(value, list | tuple):
+        return {k: v for i, item in enumerate(value)
+                for k, v in _flatten(item, f"{prefix}/{i}").items()}
+    return {prefix: value}

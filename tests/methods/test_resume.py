@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from conftest import assert_same_state
 
 from gzsl.data.errors import GZSLError
 from gzsl.methods.amaz import AMAZ
@@ -51,26 +52,6 @@ def _run(model: Generator, data: SeenData, *, resume: dict | None = None,
     return checkpoints, states, rng
 
 
-def _assert_same_state(left: dict, right: dict) -> None:
-    flat_left, flat_right = _flatten(left), _flatten(right)
-    assert flat_left.keys() == flat_right.keys()
-    for key, value in flat_left.items():
-        if isinstance(value, torch.Tensor):
-            torch.testing.assert_close(value, flat_right[key], rtol=0, atol=0, msg=key)
-        else:
-            assert value == flat_right[key], key
-
-
-def _flatten(value, prefix: str = "") -> dict:
-    if isinstance(value, dict):
-        return {k: v for key, item in value.items()
-                for k, v in _flatten(item, f"{prefix}/{key}").items()}
-    if isinstance(value, list | tuple):
-        return {k: v for i, item in enumerate(value)
-                for k, v in _flatten(item, f"{prefix}/{i}").items()}
-    return {prefix: value}
-
-
 @pytest.mark.parametrize("name", ["gsmflow", "vaecflow", "amaz"])
 def test_a_resumed_fit_ends_where_the_uninterrupted_one_ends(name, tiny_seen_data):
     uninterrupted = MODELS[name]()
@@ -85,8 +66,8 @@ def test_a_resumed_fit_ends_where_the_uninterrupted_one_ends(name, tiny_seen_dat
         assert [(c.iteration, c.epoch, c.losses) for c in rest] == \
             [(c.iteration, c.epoch, c.losses) for c in whole[stop:]]
         for left, right in zip(rest_states, whole_states[stop:], strict=True):
-            _assert_same_state(left, right)
-        _assert_same_state(cpu_copy(resumed.state_dict()), cpu_copy(uninterrupted.state_dict()))
+            assert_same_state(left, right)
+        assert_same_state(cpu_copy(resumed.state_dict()), cpu_copy(uninterrupted.state_dict()))
         torch.testing.assert_close(rest_rng.get_state(), whole_rng.get_state(), rtol=0, atol=0)
         torch.testing.assert_close(
             resumed.sample(semantics, 5, generator=torch.Generator().manual_seed(1)),
@@ -100,7 +81,7 @@ def test_the_state_at_the_last_checkpoint_resumes_to_a_finished_fit(name, tiny_s
     resumed = MODELS[name]()
     rest, _, _ = _run(resumed, tiny_seen_data, resume=states[-1])
     assert rest == []
-    _assert_same_state(cpu_copy(resumed.state_dict()), cpu_copy(uninterrupted.state_dict()))
+    assert_same_state(cpu_copy(resumed.state_dict()), cpu_copy(uninterrupted.state_dict()))
     semantics = tiny_seen_data.class_semantics[:2]
     torch.testing.assert_close(
         resumed.sample(semantics, 3, generator=torch.Generator().manual_seed(0)),
