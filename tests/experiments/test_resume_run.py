@@ -21,7 +21,7 @@ from gzsl.data.errors import GZSLError
 from gzsl.data.io import save_npz
 from gzsl.experiments import runner
 from gzsl.experiments.config import resolve
-from gzsl.experiments.runner import RESUME_FILE, resume_run, run_experiment
+from gzsl.experiments.runner import RESUME_FILE, resume_run, run_experiment, run_status
 
 EVALUATION = ("evaluation.checkpoint_every=3", "evaluation.checkpoint_after=7",
               "evaluation.n_synthetic=20", "evaluation.classifier_epochs=3",
@@ -143,6 +143,10 @@ def test_resume_refuses_finished_foreign_and_mismatched_runs(tmp_path):
     with pytest.raises(GZSLError, match="no config.json"):
         resume_run(tmp_path, data=data)
     run_experiment(config, data=data, out=tmp_path / "done")
+    with pytest.raises(GZSLError, match="has finished"):
+        resume_run(tmp_path / "done", data=data)
+    (tmp_path / "done" / RESUME_FILE).write_bytes(b"")  # killed between the last two writes
+    assert run_status(tmp_path / "done") == "finished"
     with pytest.raises(GZSLError, match="has finished"):
         resume_run(tmp_path / "done", data=data)
 

@@ -125,7 +125,8 @@ def test_missing_and_incomplete_run_dirs(run_dir, tmp_path):
     partial = tmp_path / "partial"
     shutil.copytree(run_dir, partial)
     (partial / "results.json").unlink()
-    with pytest.raises(GZSLError, match=r"incomplete: results\.json missing.*interrupted"):
+    with pytest.raises(GZSLError, match=r"incomplete: results\.json missing.*interrupted"
+                                         r".*gzsl train --resume"):
         load_run(partial)
     (tmp_path / "empty").mkdir()
     with pytest.raises(GZSLError, match="not a run directory"):

@@ -21,11 +21,11 @@ from gzsl.experiments.reproduce import (
     summarise,
 )
 from gzsl.experiments.runner import (
-    RESUME_FILE,
     RunResult,
     default_run_dir,
     resume_run,
     run_experiment,
+    run_status,
 )
 from gzsl.experiments.tracking import tensorboard_tracker
 from gzsl.methods.base import available_methods
@@ -167,7 +167,7 @@ def train(
         config = resolve(method, dataset, preset=preset, overrides=tuple(set_ or ()),
                          seed=seed, selection=selection, device=device or "auto")
         out = out or default_run_dir(config)
-        if (out / RESUME_FILE).exists():
+        if run_status(out) == "unfinished":
             raise GZSLError(f"{out} holds an interrupted run: continue it with "
                             f"`gzsl train --resume {out}`, or choose another --out")
         _log(f"[bold]{config.method}[/] on [bold]{dataset}[/], selection [bold]{selection}[/], "

@@ -23,6 +23,7 @@ from typing import Any
 
 from gzsl.data.errors import GZSLError
 from gzsl.experiments.reproduce import METRICS
+from gzsl.experiments.runner import run_status
 from gzsl.utils import atomic_write
 
 __all__ = ["Group", "RunRecord", "compare_runs", "find_results", "read_run", "to_csv",
@@ -104,9 +105,8 @@ def find_unfinished(paths: Iterable[str | Path]) -> list[Path]:
         if not path.is_dir():
             continue
         for config in sorted(path.rglob("config.json")):
-            run = config.parent
-            if not (run / "results.json").is_file():
-                found[run.resolve()] = None
+            if run_status(config.parent) == "unfinished":
+                found[config.parent.resolve()] = None
     return list(found)
 
 

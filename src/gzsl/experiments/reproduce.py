@@ -15,13 +15,13 @@ from gzsl.data.dataset import GZSLData
 from gzsl.data.errors import GZSLError
 from gzsl.experiments.config import ExperimentConfig, resolve
 from gzsl.experiments.runner import (
-    RESUME_FILE,
     Log,
     RunResult,
     comparable_config,
     read_json,
     resume_run,
     run_experiment,
+    run_status,
 )
 from gzsl.methods.base import get_method
 
@@ -97,9 +97,10 @@ def run_seeds(method: str, dataset: str, seeds: list[int], *, root: str | Path |
 def _plan(run_dir: Path | None, config: ExperimentConfig, resume: bool
           ) -> tuple[str, Path | None]:
     """``run``, ``read`` (finished before) or ``resume`` for one seed's directory."""
-    if run_dir is None or not (run_dir / "config.json").is_file():
+    status = "new" if run_dir is None else run_status(run_dir)
+    if status == "new":
         return "run", run_dir
-    finished = (run_dir / "results.json").is_file() and not (run_dir / RESUME_FILE).exists()
+    finished = status == "finished"
     if not resume:
         if not finished:
             raise GZSLError(f"{run_dir} holds an interrupted run: add --resume to continue "

@@ -62,6 +62,19 @@ RESUME_FILE = "resume.pt"
 RESUME_FORMAT = 1
 
 
+def run_status(run_dir: str | Path) -> str:
+    """``"finished"`` (``results.json`` is there: it is written last), ``"unfinished"``
+    (started: ``config.json`` without results; interrupted or still running) or ``"new"``.
+
+    A ``resume.pt`` left beside ``results.json`` (a kill between the two writes) does not
+    make a finished run unfinished.
+    """
+    run_dir = Path(run_dir)
+    if (run_dir / "results.json").is_file():
+        return "finished"
+    return "unfinished" if (run_dir / "config.json").is_file() else "new"
+
+
 @dataclass
 class RunResult:
     """The outcome of one run; ``results.json`` is its :meth:`to_dict`.
@@ -540,10 +553,11 @@ def resume_run(run_dir: str | Path, *, root: str | Path | None = None,
     run_dir = Path(run_dir)
     log = log or (lambda message: None)
     config_path, state_path = run_dir / "config.json", run_dir / RESUME_FILE
-    if not config_path.is_file():
+    status = run_status(run_dir)
+    if status == "new":
         raise GZSLError(f"{run_dir} is not a run directory: it has no config.json; start a "
                         f"run with gzsl train METHOD DATASET --out {run_dir}")
-    if not state_path.exists() and (run_dir / "results.json").is_file():
+    if status == "finished":
         raise GZSLError(f"the run in {run_dir} has finished (results.json is there); "
                         f"nothing to resume")
     for stray in run_dir.glob(".*.tmp"):  # half-written files of a killed atomic_write

@@ -54,7 +54,8 @@ def _check_run_dir(run_dir: Path) -> None:
                 else "this is not a run directory written by `gzsl train`")
         raise GZSLError(f"run directory {run_dir} is incomplete: {', '.join(missing)} "
                         f"missing (found: {found}); {hint}. Fix: wait for the run to finish, "
-                        "or train it again with `gzsl train ... --out DIR`")
+                        f"continue it with `gzsl train --resume {run_dir}`, or train it "
+                        "again with `gzsl train ... --out DIR`")
 
 
 class TrainedRun:
