@@ -1,6 +1,7 @@
 """The selection protocols and the run directory, on tiny generated data."""
 
 import json
+import math
 from dataclasses import dataclass, replace
 from typing import ClassVar
 
@@ -88,6 +89,61 @@ def test_val_chooses_on_validation_and_stops_final_training_there(tiny_dataset):
     assert result.chosen["generator_epoch"] == 3.0
     assert result.chosen["final_iteration"] == 3
     assert result.chosen["n_synthetic"] in (15, 30, 60)
+
+
+@dataclass(frozen=True)
+class StepsConfig:
+    epochs: float = 7.0
+    rows: int = 1
+    peak: int = 7
+
+
+@register
+class StepsGenerator(PeakGenerator):
+    """Like ``test-peak``, but its budget is in epochs of ``rows`` features an iteration, so
+    a larger training set takes more iterations to the same epoch."""
+
+    name = "test-steps"
+    Config = StepsConfig
+
+    def fit(self, data, *, generator, schedule=None):
+        self.inner_ = GaussianBaseline().fit(data, generator=generator)
+        total = self.total_iterations(len(data.labels))
+        for iteration in range(1, total + 1):
+            self.quality_ = float(iteration == self.config.peak)
+            if schedule.due(iteration) or iteration == total:
+                epoch = iteration * self.config.rows / len(data.labels)
+                if schedule.callback(Checkpoint(iteration, epoch, {"quality": self.quality_})):
+                    break
+        return self
+
+    def total_iterations(self, n_train):
+        return math.ceil(self.config.epochs * n_train / self.config.rows)
+
+
+@pytest.mark.parametrize("transfer", ["epoch", "iteration"])
+def test_val_transfers_the_chosen_checkpoint_by_epoch_or_by_iteration(tiny_dataset, transfer):
+    """The validation task ends at iteration 7, its best (checkpoints every 5: only 5 and 7
+    are scored); the final task, with more training features, needs more iterations to
+    reach the same epoch. ``transfer = "iteration"`` stops it exactly at 7."""
+    n_validation = len(tiny_dataset.task("validation").train_labels)
+    n_final = len(tiny_dataset.task("final").train_labels)
+    assert n_final > n_validation
+    result = _run(tiny_dataset, "val", f"method.rows={n_validation}",
+                  "evaluation.checkpoint_every=5", f"evaluation.transfer={transfer}",
+                  method="test-steps")
+    assert result.chosen["generator_iteration"] == 7
+    assert result.chosen["generator_epoch"] == 7.0
+    if transfer == "iteration":
+        assert result.chosen["final_iteration"] == 7
+    else:
+        assert result.chosen["final_iteration"] == math.ceil(7 * n_final / n_validation)
+        assert result.H < 0.5  # the final model is past its peak: mislabelled samples
+
+
+def test_unknown_transfer_is_a_user_error():
+    with pytest.raises(GZSLError, match="transfer"):
+        resolve("gaussian", "tiny", overrides=("evaluation.transfer=steps",), device="cpu")
 
 
 def test_checkpoints_before_checkpoint_after_record_losses_only_and_the_last_is_scored(

@@ -21,6 +21,8 @@ PRESET_DIR = Path(__file__).resolve().parent / "presets"
 Selection = Literal["val", "final", "test-oracle"]
 SELECTIONS: tuple[str, ...] = ("val", "final", "test-oracle")
 CLASSIFIERS: tuple[str, ...] = ("softmax", "weighted-softmax", "svm", "weighted-svm")
+#: How ``val`` carries the chosen generator checkpoint to the final task.
+TRANSFERS: tuple[str, ...] = ("epoch", "iteration")
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,11 @@ class EvaluationConfig:
             the validation task (``val``) or the test set (``test-oracle``); off by default.
         zsl_classifier: also train a classifier over unseen classes on synthetic features
             alone for ZSL accuracy (T1), as the reference codes do.
+        transfer: how ``val`` carries the generator checkpoint chosen on the validation
+            task to the final task, whose training set is larger: at the same epoch
+            (``"epoch"``, passes over the training features; the default), or after the
+            same number of optimiser steps (``"iteration"``), for methods whose training
+            dynamics follow the step count rather than the data seen, such as GANs.
     """
 
     n_synthetic: int = 300
@@ -63,8 +70,12 @@ class EvaluationConfig:
     checkpoint_after: int = 0
     calibrated_stacking: bool = False
     zsl_classifier: bool = True
+    transfer: str = "epoch"
 
     def __post_init__(self) -> None:
+        if self.transfer not in TRANSFERS:
+            raise GZSLError(f"unknown transfer {self.transfer!r}; choose one of "
+                            f"{', '.join(TRANSFERS)}")
         if self.classifier not in CLASSIFIERS:
             raise GZSLError(f"unknown classifier {self.classifier!r}; "
                             f"choose one of {', '.join(CLASSIFIERS)}")

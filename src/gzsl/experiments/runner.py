@@ -237,12 +237,13 @@ class Experiment:
         return self.seconds_before + time.perf_counter() - self._started
 
     def _fit(self, phase: _Phase, generator: torch.Generator,
-             on_checkpoint: Callable[[Checkpoint], bool | None], fraction: float = 1.0) -> None:
+             on_checkpoint: Callable[[Checkpoint], bool | None], fraction: float = 1.0,
+             at: frozenset[int] = frozenset()) -> None:
         """Train ``phase.model``, or continue it from the resume state.
 
-        Checkpoints come every ``checkpoint_every`` iterations and at the end; before the
-        preset's share of training (``checkpoint_after``) they only record losses and save
-        progress, and the last one is always evaluated.
+        Checkpoints come every ``checkpoint_every`` iterations, at the iterations in ``at``
+        and at the end; before the preset's share of training (``checkpoint_after``) they
+        only record losses and save progress, and the last one is always evaluated.
         """
         self.phases.append(phase)
         evaluation = self.config.evaluation
@@ -253,7 +254,7 @@ class Experiment:
             return
 
         def callback(checkpoint: Checkpoint) -> bool:
-            if checkpoint.iteration < after:
+            if checkpoint.iteration < after and checkpoint.iteration not in at:
                 self._record(phase, checkpoint, None)
                 stop = False
             else:
@@ -261,7 +262,8 @@ class Experiment:
             self._save(checkpoint, generator, stop)
             return stop
 
-        schedule = CheckpointSchedule(every=evaluation.checkpoint_every, callback=callback)
+        schedule = CheckpointSchedule(every=evaluation.checkpoint_every, callback=callback,
+                                      at=at)
         resuming = {} if resume is None else {"resume": resume}  # methods that cannot resume
         phase.model.fit(phase.task.seen_data(), generator=generator, schedule=schedule,
                         **resuming)
@@ -339,9 +341,12 @@ class Experiment:
                      f"{100 * best['H']:.2f}")
 
         self._fit(phase, generator, on_checkpoint, fraction)
-        self.log(f"chosen on validation: generator epoch {best['epoch']:.2f}, "
-                 f"{best['n_synthetic']} synthetic per class, {best['classifier_epochs']} "
-                 f"classifier epochs, gamma {best['gamma']}; training on the final task")
+        by_iteration = self.config.evaluation.transfer == "iteration"
+        self.log(f"chosen on validation: generator epoch {best['epoch']:.2f} (iteration "
+                 f"{best['iteration']}), {best['n_synthetic']} synthetic per class, "
+                 f"{best['classifier_epochs']} classifier epochs, gamma {best['gamma']}; "
+                 f"training on the final task to the same "
+                 f"{'iteration' if by_iteration else 'epoch'}")
         final_model = self.method_cls(self.config.method_config)
         final_phase = _Phase("final", final, final_model)
         generator = make_generator(self.config.seed, self.device)
@@ -350,14 +355,18 @@ class Experiment:
         def stop_at_chosen(checkpoint: Checkpoint) -> bool:
             self._record(final_phase, checkpoint, None)
             stopped.update(iteration=checkpoint.iteration, epoch=checkpoint.epoch)
+            if by_iteration:
+                return checkpoint.iteration >= best["iteration"]
             return checkpoint.epoch >= best["epoch"] - 1e-9
 
-        self._fit(final_phase, generator, stop_at_chosen)
+        self._fit(final_phase, generator, stop_at_chosen,
+                  at=frozenset({best["iteration"]}) if by_iteration else frozenset())
         evaluation = self._evaluate(final_model, final, generator, best["n_synthetic"],
                                     keep="last", keep_epoch=best["classifier_epochs"],
                                     keep_gamma=best["gamma"], keep_zsl_epoch=best["zsl_epochs"])
         chosen = {"validation_H": round(100 * best["H"], 4),
                   "generator_epoch": round(best["epoch"], 4),
+                  "generator_iteration": best["iteration"],
                   "final_iteration": stopped.get("iteration"),
                   "n_synthetic": best["n_synthetic"],
                   "classifier_epochs": best["classifier_epochs"], "gamma": best["gamma"],

@@ -101,14 +101,18 @@ CheckpointCallback = Callable[[Checkpoint], bool | None]
 
 @dataclass(frozen=True)
 class CheckpointSchedule:
-    """When a method calls back: every ``every`` iterations from ``after`` on, and at the end."""
+    """When a method calls back: every ``every`` iterations from ``after`` on, at each
+    iteration in ``at`` (e.g. where a selection protocol wants training to stop), and at
+    the end."""
 
     every: int
     after: int = 0
     callback: CheckpointCallback | None = None
+    at: frozenset[int] = frozenset()
 
     def due(self, iteration: int) -> bool:
-        return iteration >= self.after and iteration % self.every == 0
+        return (iteration in self.at
+                or (iteration >= self.after and iteration % self.every == 0))
 
 
 class Generator:
