@@ -42,9 +42,9 @@ class KilledError(Exception):
     """Stands for a kill: raised from the tracker, before that checkpoint is saved."""
 
 
-def _config(method: str, selection: str):
-    return resolve(method, "tiny", overrides=METHODS[method] + EVALUATION, selection=selection,
-                   device="cpu")
+def _config(method: str, selection: str, extra: tuple[str, ...] = ()):
+    return resolve(method, "tiny", overrides=METHODS[method] + EVALUATION + extra,
+                   selection=selection, device="cpu")
 
 
 def _interrupt_after(rows: int):
@@ -75,18 +75,19 @@ def _assert_same_run(resumed: Path, whole: Path) -> None:
     assert not list(resumed.glob(".*.tmp"))
 
 
-@pytest.mark.parametrize(("method", "selection", "phase"), [
-    ("gsmflow", "val", "validation"),
-    ("gsmflow", "val", "final"),
-    ("gsmflow", "test-oracle", "final"),
-    ("vaecflow", "final", "final"),
-    ("amaz", "val", "validation"),
-    ("gaussian", "val", "final"),  # after validation, before the final task's checkpoint
+@pytest.mark.parametrize(("method", "selection", "phase", "extra"), [
+    ("gsmflow", "val", "validation", ()),
+    ("gsmflow", "val", "final", ()),
+    ("gsmflow", "test-oracle", "final", ()),
+    ("vaecflow", "final", "final", ()),
+    ("amaz", "val", "validation", ()),
+    ("amaz", "val", "final", ("evaluation.transfer=iteration",)),
+    ("gaussian", "val", "final", ()),  # after validation, before the final task's checkpoint
 ])
 def test_an_interrupted_run_resumes_to_the_uninterrupted_result(tmp_path, method, selection,
-                                                                phase):
+                                                                phase, extra):
     data = make_tiny_dataset()
-    config = _config(method, selection)
+    config = _config(method, selection, extra)
     whole, cut = tmp_path / "whole", tmp_path / "cut"
     run_experiment(config, data=data, out=whole)
     with (whole / "checkpoints.csv").open() as handle:
