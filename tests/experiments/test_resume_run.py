@@ -21,7 +21,13 @@ from gzsl.data.errors import GZSLError
 from gzsl.data.io import save_npz
 from gzsl.experiments import runner
 from gzsl.experiments.config import resolve
-from gzsl.experiments.runner import RESUME_FILE, resume_run, run_experiment, run_status
+from gzsl.experiments.runner import (
+    RESUME_FILE,
+    comparable_config,
+    resume_run,
+    run_experiment,
+    run_status,
+)
 
 EVALUATION = ("evaluation.checkpoint_every=3", "evaluation.checkpoint_after=7",
               "evaluation.n_synthetic=20", "evaluation.classifier_epochs=3",
@@ -282,3 +288,26 @@ def test_ctrl_c_says_how_to_continue(tmp_path, monkeypatch):
     result = invoke_cli("reproduce", "gaussian", "demo", "--out", str(tmp_path / "runs"))
     assert result.exit_code != 0
     assert "run the same command again with --resume" in result.output
+
+
+def test_settings_added_since_a_run_count_at_their_defaults_when_resuming(tmp_path):
+    """A run made before ``evaluation.transfer`` existed resumes: its saved config, without
+    the key, equals today's with the default; another value still differs."""
+    data = make_tiny_dataset()
+    config = _config("amaz", "val")
+    whole, cut = tmp_path / "whole", tmp_path / "cut"
+    run_experiment(config, data=data, out=whole)
+    with pytest.raises(KilledError):
+        run_experiment(config, data=data, out=cut, tracker=_interrupt_after(2))
+    state = torch.load(cut / RESUME_FILE, weights_only=True)
+    del state["config"]["evaluation"]["transfer"]
+    torch.save(state, cut / RESUME_FILE)
+    saved = json.loads((cut / "config.json").read_text())
+    del saved["evaluation"]["transfer"]
+    (cut / "config.json").write_text(json.dumps(saved))
+    resume_run(cut, data=data)
+    _assert_same_run(cut, whole)
+    changed = config.to_dict()
+    changed["evaluation"]["transfer"] = "iteration"
+    assert comparable_config(changed) != comparable_config(saved)
+    assert comparable_config({"method": "no-such-method"}) == {"method": "no-such-method"}

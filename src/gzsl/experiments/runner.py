@@ -20,6 +20,7 @@ run would have had.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import io
@@ -613,7 +614,14 @@ def load_resume_state(path: Path, config: ExperimentConfig) -> dict[str, Any]:
 
 def comparable_config(config: dict[str, Any]) -> dict[str, Any]:
     """A config as JSON holds it, without the device: the settings two runs must share
-    for one to continue the other."""
+    for one to continue the other.
+
+    Settings added to gzsl after the run was made count at their defaults (a new setting's
+    default keeps the old behaviour), so a run interrupted before an upgrade still resumes
+    after it; a config that no longer loads is compared as saved.
+    """
+    with contextlib.suppress(GZSLError):
+        config = ExperimentConfig.from_dict(config).to_dict()
     plain = json.loads(json.dumps(config, default=str))
     plain.pop("device", None)
     return plain
