@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from gzsl.data import DataError, GZSLData
+from gzsl.data.errors import GZSLError, check_choice
 from gzsl.data.validation import (
     DataProblemsError,
     Problem,
@@ -199,3 +200,10 @@ def test_problems_raise_together():
     assert text.startswith("2 problems") and "(1) bad one (file a.mat, key 'x'). Fix: do this" \
         in text and "(2) bad two (file b.mat, key 'y')" in text
     assert str(DataProblemsError([first])) == str(first.to_error())
+
+
+def test_check_choice_names_the_setting_the_value_and_every_choice():
+    check_choice("transfer", "epoch", ("epoch", "iteration"))
+    with pytest.raises(GZSLError) as error:
+        check_choice("transfer", "steps", ("epoch", "iteration"))
+    assert str(error.value) == "unknown transfer 'steps'; choose one of epoch, iteration"

@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 
 class GZSLError(Exception):
     """An error caused by the user's input; the CLI prints it without a traceback."""
+
+
+def check_choice(setting: str, value: object, choices: Collection[str]) -> None:
+    """Raise a :class:`GZSLError` naming ``setting`` and the valid ``choices`` unless
+    ``value`` is one of them."""
+    if value not in choices:
+        raise GZSLError(f"unknown {setting} {value!r}; choose one of {', '.join(choices)}")
 
 
 class DataError(GZSLError):

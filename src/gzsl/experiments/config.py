@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from gzsl.data.errors import GZSLError
+from gzsl.data.errors import GZSLError, check_choice
 from gzsl.methods.base import config_from_dict, get_method
 
 PRESET_DIR = Path(__file__).resolve().parent / "presets"
@@ -73,12 +73,8 @@ class EvaluationConfig:
     transfer: str = "epoch"
 
     def __post_init__(self) -> None:
-        if self.transfer not in TRANSFERS:
-            raise GZSLError(f"unknown transfer {self.transfer!r}; choose one of "
-                            f"{', '.join(TRANSFERS)}")
-        if self.classifier not in CLASSIFIERS:
-            raise GZSLError(f"unknown classifier {self.classifier!r}; "
-                            f"choose one of {', '.join(CLASSIFIERS)}")
+        check_choice("transfer", self.transfer, TRANSFERS)
+        check_choice("classifier", self.classifier, CLASSIFIERS)
         if self.n_synthetic < 1 or self.classifier_epochs < 1 or self.checkpoint_every < 1:
             raise GZSLError("n_synthetic, classifier_epochs and checkpoint_every must be >= 1")
         if not self.n_synthetic_grid or min(self.n_synthetic_grid) <= 0:
@@ -208,8 +204,7 @@ def resolve(method: str, dataset: str, *, preset: str | None = None,
             selection: str = "val", device: str = "auto") -> ExperimentConfig:
     """Combine defaults, the preset (named, a path, or the dataset's own) and overrides."""
     method_cls = get_method(method)
-    if selection not in SELECTIONS:
-        raise GZSLError(f"unknown selection {selection!r}; choose one of {', '.join(SELECTIONS)}")
+    check_choice("selection", selection, SELECTIONS)
     path = find_preset(method_cls.name, preset or dataset)
     if preset is not None and path is None:
         names = [p.stem for p in sorted((PRESET_DIR / method_cls.name).glob("*.toml"))]

@@ -37,7 +37,7 @@ from torch import Tensor, nn
 from torch.func import functional_call
 from tqdm import tqdm
 
-from gzsl.data.errors import GZSLError
+from gzsl.data.errors import GZSLError, check_choice
 from gzsl.methods.base import (
     Checkpoint,
     CheckpointSchedule,
@@ -192,12 +192,8 @@ class AMAZConfig:
     progress: bool | None = None
 
     def __post_init__(self) -> None:
-        if self.output_activation not in OUTPUT_ACTIVATIONS:
-            raise GZSLError(f"unknown output_activation {self.output_activation!r}; choose "
-                            f"one of {', '.join(OUTPUT_ACTIVATIONS)}")
-        if self.modulation_scope not in MODULATION_SCOPES:
-            raise GZSLError(f"unknown modulation_scope {self.modulation_scope!r}; choose "
-                            f"one of {', '.join(MODULATION_SCOPES)}")
+        check_choice("output_activation", self.output_activation, OUTPUT_ACTIVATIONS)
+        check_choice("modulation_scope", self.modulation_scope, MODULATION_SCOPES)
         for name in ("critic_penalty", "auxiliary_pretraining"):
             if getattr(self, name) < 0:
                 raise GZSLError(f"AMAZ setting {name} must be >= 0, got "

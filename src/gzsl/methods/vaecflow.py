@@ -43,7 +43,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm import tqdm
 
-from gzsl.data.errors import GZSLError
+from gzsl.data.errors import GZSLError, check_choice
 from gzsl.methods.base import (
     Checkpoint,
     CheckpointSchedule,
@@ -119,9 +119,8 @@ class VAECFlowConfig:
     progress: bool | None = None
 
     def __post_init__(self) -> None:
-        if self.classification_latent not in CLASSIFICATION_LATENTS:
-            raise GZSLError(f"unknown classification_latent {self.classification_latent!r}; "
-                            f"choose one of {', '.join(CLASSIFICATION_LATENTS)}")
+        check_choice("classification_latent", self.classification_latent,
+                     CLASSIFICATION_LATENTS)
         if len(self.encoder_hidden) != 2:
             raise GZSLError(f"encoder_hidden needs two widths (paper: [1024, 2048]), "
                             f"got {list(self.encoder_hidden)}")
