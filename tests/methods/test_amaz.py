@@ -199,7 +199,7 @@ def test_fit_and_sample_shapes_and_instance_weights(tiny_seen_data):
     assert weights.shape == (10,)
     assert bool((weights >= -1).all() and (weights <= 1).all())
     with torch.no_grad():
-        reconstructed = model.networks_[0].attribute_discriminator.eval()(samples).double()
+        reconstructed = model.networks_.attribute_discriminator.eval()(samples).double()
     rows = semantics.repeat_interleave(5, dim=0).double()
     cosine = (rows * reconstructed).sum(1) / (rows.norm(dim=1) * reconstructed.norm(dim=1))
     torch.testing.assert_close(weights.double(), cosine, rtol=1e-5, atol=1e-6)
@@ -337,15 +337,15 @@ def test_auxiliary_pretraining_fits_the_classifier_to_real_features(tiny_seen_da
 
     def accuracy(model):
         with torch.no_grad():
-            logits = model.networks_[0].classifier.eval()(data.features)
+            logits = model.networks_.classifier.eval()(data.features)
         return float((logits.argmax(1) == data.labels).float().mean())
 
     plain = _fit(data, iterations=0, dropout=0.0)
     pretrained = _fit(data, iterations=0, dropout=0.0, auxiliary_pretraining=100,
                       auxiliary_lr=1e-2)
     assert accuracy(pretrained) > 0.9 > accuracy(plain) + 0.3
-    for (name, before), after in zip(plain.networks_[0].state_dict().items(),
-                                     pretrained.networks_[0].state_dict().values(), strict=True):
+    for (name, before), after in zip(plain.networks_.state_dict().items(),
+                                     pretrained.networks_.state_dict().values(), strict=True):
         if name.startswith(("generator.", "critic.", "modulation.")):
             torch.testing.assert_close(before, after)
 
@@ -360,7 +360,7 @@ def test_extra_critic_steps_update_only_the_critic(tiny_seen_data, monkeypatch):
 
     monkeypatch.setattr(torch.optim.Adam, "step", counting)
     model = _fit(tiny_seen_data, iterations=2, critic_steps=3)
-    critic_size = sum(p.numel() for p in model.networks_[0].critic.parameters())
+    critic_size = sum(p.numel() for p in model.networks_.critic.parameters())
     assert steps.count(critic_size) == 2 * 3 and len(steps) == 2 * 3 + 2 * 2
 
 
@@ -402,8 +402,6 @@ def test_invalid_settings_are_user_errors():
         AMAZConfig(modulation_scope="row")
     with pytest.raises(GZSLError, match="critic_steps"):
         AMAZConfig(critic_steps=0)
-    with pytest.raises(GZSLError, match="ensemble must be at least 1"):
-        AMAZConfig(ensemble=0)
     with pytest.raises(GZSLError, match="critic_penalty"):
         AMAZConfig(critic_penalty=-1.0)
 
@@ -429,9 +427,9 @@ def test_weight_average_follows_its_recurrence_and_feeds_synthesis(tiny_seen_dat
     seen: list[tuple[dict, dict]] = []
 
     def callback(checkpoint) -> None:
-        current = {k: v.clone() for k, v in model.networks_[0].state_dict().items()
-                   if k in model.average_[0]}
-        seen.append((current, {k: v.clone() for k, v in model.average_[0].items()}))
+        current = {k: v.clone() for k, v in model.networks_.state_dict().items()
+                   if k in model.average_}
+        seen.append((current, {k: v.clone() for k, v in model.average_.items()}))
 
     model.fit(tiny_seen_data, generator=torch.Generator().manual_seed(0),
               schedule=CheckpointSchedule(every=1, callback=callback))
@@ -451,61 +449,9 @@ def test_weight_average_follows_its_recurrence_and_feeds_synthesis(tiny_seen_dat
     reloaded = Generator.load(tmp_path / "g.pt")
     torch.testing.assert_close(
         reloaded.sample(semantics, 4, generator=torch.Generator().manual_seed(1)), averaged)
-    model.networks_[0].load_state_dict(model.average_[0], strict=False)
+    model.networks_.load_state_dict(model.average_, strict=False)
     model.average_ = None  # the last weights, now equal to the average
     torch.testing.assert_close(
         model.sample(semantics, 4, generator=torch.Generator().manual_seed(1)), averaged)
     with pytest.raises(GZSLError, match="weight_average"):
         AMAZConfig(weight_average=1.0)
-
-
-def test_ensemble_members_train_side_by_side_and_share_synthesis(tiny_seen_data, monkeypatch):
-    import gzsl.methods.amaz as amaz
-
-    calls = []
-    objective = amaz.meta_objective
-    monkeypatch.setattr(amaz, "meta_objective",
-                        lambda networks, *a, **k: calls.append(networks) or objective(
-                            networks, *a, **k))
-    checkpoints = []
-    model = AMAZ(**{**TINY, "ensemble": 2, "weight_average": 0.9}).fit(
-        tiny_seen_data, generator=torch.Generator().manual_seed(0),
-        schedule=CheckpointSchedule(every=3, callback=checkpoints.append))
-    members = list(model.networks_)
-    assert len(members) == 2 and members[0] is not members[1]
-    assert calls == members * TINY["iterations"]  # one meta-step per member per iteration
-    assert [c.iteration for c in checkpoints] == [3, 6]
-    first, second = (member.state_dict() for member in members)
-    assert any(not torch.equal(first[k], second[k]) for k in first)  # independent inits
-
-    semantics = tiny_seen_data.class_semantics[6:8]
-    pooled = model.sample(semantics, 5, generator=torch.Generator().manual_seed(3))
-    rng = torch.Generator().manual_seed(3)
-    shares = [model.member(0).sample(semantics, 3, generator=rng).reshape(2, 3, -1),
-              model.member(1).sample(semantics, 2, generator=rng).reshape(2, 2, -1)]
-    torch.testing.assert_close(pooled, torch.cat(shares, 1).reshape(10, -1), rtol=0, atol=0)
-    assert not torch.allclose(shares[0].mean(1), shares[1].mean(1))  # two different models
-
-    weights = model.instance_weights(pooled, semantics)
-    torch.testing.assert_close(weights, (model.member(0).instance_weights(pooled, semantics)
-                                         + model.member(1).instance_weights(pooled, semantics)) / 2)
-
-
-def test_an_ensemble_saves_and_loads_and_old_single_states_still_load(tiny_seen_data, tmp_path):
-    model = _fit(tiny_seen_data, ensemble=2, weight_average=0.9)
-    semantics = tiny_seen_data.class_semantics[6:8]
-    model.save(tmp_path / "ensemble.pt")
-    loaded = Generator.load(tmp_path / "ensemble.pt")
-    torch.testing.assert_close(
-        loaded.sample(semantics, 4, generator=torch.Generator().manual_seed(0)),
-        model.sample(semantics, 4, generator=torch.Generator().manual_seed(0)), rtol=0, atol=0)
-    with pytest.raises(GZSLError, match="2 ensemble members; the config asks for 1"):
-        AMAZ(**TINY).load_state_dict(model.state_dict())
-
-    single = _fit(tiny_seen_data, weight_average=0.9)
-    state = single.state_dict()
-    old = {**state, "networks": state["networks"][0], "average": state["average"][0]}
-    restored = AMAZ(**{**TINY, "weight_average": 0.9}).load_state_dict(old)
-    torch.testing.assert_close(
-        restored.sample(semantics, 4, generator=torch.Generator().manual_seed(0)),
-        single.sample(semantics, 4, generator=torch.Generator().manual_seed(0)), rtol=0, atol=0)

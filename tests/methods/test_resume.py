@@ -30,12 +30,6 @@ MODELS = {
                          attribute_discriminator_widths=(2.0,), critic_steps=2,
                          auxiliary_pretraining=2, real_auxiliaries=True, weight_average=0.9,
                          progress=False),
-    "amaz-ensemble": lambda: AMAZ(iterations=6, n_way=3, support_shots=2, query_shots=2,
-                                  tasks_per_batch=2, generator_width=1.0, embedding_width=1.0,
-                                  critic_widths=(1.0, 1.0), classifier_widths=(1.0,),
-                                  attribute_discriminator_widths=(1.0,), critic_steps=2,
-                                  real_auxiliaries=True, weight_average=0.9, ensemble=2,
-                                  progress=False),
     "gaussian": GaussianBaseline,
 }
 
@@ -58,7 +52,7 @@ def _run(model: Generator, data: SeenData, *, resume: dict | None = None,
     return checkpoints, states, rng
 
 
-@pytest.mark.parametrize("name", ["gsmflow", "vaecflow", "amaz", "amaz-ensemble"])
+@pytest.mark.parametrize("name", ["gsmflow", "vaecflow", "amaz"])
 def test_a_resumed_fit_ends_where_the_uninterrupted_one_ends(name, tiny_seen_data):
     uninterrupted = MODELS[name]()
     whole, whole_states, whole_rng = _run(uninterrupted, tiny_seen_data)

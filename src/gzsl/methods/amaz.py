@@ -19,13 +19,11 @@ is taken once per batch of tasks, not once per task.
 Options beyond the paper, all off by default (docs/methods/amaz.md says why and what they
 measured): a WGAN-GP gradient penalty instead of weight clipping, several critic updates
 per iteration, C and AD fitted to real features (and pretrained), an epoch-based budget,
-an output activation, per-class modulation in training, weight averaging of the
-synthesising networks and an ensemble of independently trained models.
+an output activation and per-class modulation in training.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import math
 import warnings
@@ -150,12 +148,6 @@ class AMAZConfig:
             uses the averaged networks. 0 (the paper) synthesises with the last weights.
             Our option, a common stabiliser of GAN generators: it damps the swings of
             sample quality from one checkpoint to the next.
-        ensemble: number of independently initialised sets of networks trained side by
-            side, each on its own episodes (one meta-iteration steps every member); synthesis
-            draws an equal share of each class's features from every member and the quality
-            weights average the members' attribute discriminators. 1 (the paper) is one
-            model. Our option: it pools independent draws of an unstable GAN, at ``ensemble``
-            times the cost.
         sample_batch: rows synthesised per chunk in :meth:`AMAZ.sample`.
         progress: show a progress bar during ``fit`` (default: when stderr is a terminal).
     """
@@ -196,7 +188,6 @@ class AMAZConfig:
     classification_weight: float = 1.0
     first_order: bool = False
     weight_average: float = 0.0
-    ensemble: int = 1
     sample_batch: int = 4096
     progress: bool | None = None
 
@@ -212,10 +203,9 @@ class AMAZConfig:
         if not 0 <= self.weight_average < 1:
             raise GZSLError(f"AMAZ setting weight_average must be in [0, 1), got "
                             f"{self.weight_average!r}")
-        for name in ("critic_steps", "ensemble"):
-            if getattr(self, name) < 1:
-                raise GZSLError(f"AMAZ setting {name} must be at least 1, got "
-                                f"{getattr(self, name)!r}")
+        if self.critic_steps < 1:
+            raise GZSLError(f"AMAZ setting critic_steps must be at least 1, got "
+                            f"{self.critic_steps!r}")
 
 
 def _synthesis_state(networks: AMAZNetworks) -> dict[str, Tensor]:
@@ -547,27 +537,19 @@ class AMAZ(Generator):
                 warnings.warn(f"AMAZ: {n_seen} seen classes cannot fill disjoint "
                               f"{config.n_way}-way support and query tasks; using "
                               f"{self.n_way_}-way tasks", stacklevel=2)
-            members = []
-            for _ in range(config.ensemble):
-                with seeded_init(generator):
-                    networks = AMAZNetworks(config, data.feature_dim, data.semantic_dim, n_seen)
-                networks.to(device)
-                networks.train()
-                self._pretrain_auxiliaries(networks, draw, generator)
-                members.append(networks)
-            self.networks_ = nn.ModuleList(members)
-            self.average_ = ([_synthesis_state(networks) for networks in members]
-                             if config.weight_average else None)
+            with seeded_init(generator):
+                self.networks_ = AMAZNetworks(config, data.feature_dim, data.semantic_dim,
+                                              n_seen)
+            self.networks_.to(device)
+            self.networks_.train()
+            self._pretrain_auxiliaries(draw, generator)
+            self.average_ = (_synthesis_state(self.networks_) if config.weight_average
+                             else None)
             first = 1
         else:
             first = int(self._resume_model(resume, generator, device)["iteration"]) + 1
             self.networks_.train()
-        steps, optimisers = [], {}
-        for index, networks in enumerate(self.networks_):
-            step, member_optimisers = self._outer_step(networks, generator)
-            steps.append(step)
-            suffix = f".{index}" if index else ""  # member 0 keeps the single model's names
-            optimisers.update({name + suffix: value for name, value in member_optimisers.items()})
+        step, optimisers = self._outer_step(generator)
         if resume is not None:
             self._resume_optimisers(resume, optimisers)
 
@@ -579,16 +561,14 @@ class AMAZ(Generator):
         show = show_progress(config.progress)
         with tqdm(total=total, initial=first - 1, disable=not show, desc="AMAZ") as bar:
             for iteration in range(first, total + 1):
-                for index, step in enumerate(steps):
-                    extra = [draw() for _ in range(config.critic_steps - 1)]
-                    sums += step(*draw(), extra)
-                    if self.average_ is not None:
-                        _update_average(self.average_[index], self.networks_[index],
-                                        config.weight_average)
+                extra = [draw() for _ in range(config.critic_steps - 1)]
+                sums += step(*draw(), extra)
+                if self.average_ is not None:
+                    _update_average(self.average_, self.networks_, config.weight_average)
                 since += 1
                 bar.update()
                 if callback is not None and (schedule.due(iteration) or iteration == total):
-                    means = (sums / (since * len(steps))).tolist()
+                    means = (sums / since).tolist()
                     sums.zero_()
                     since = 0
                     snapshot = functools.partial(self._training_state, generator, optimisers,
@@ -602,8 +582,7 @@ class AMAZ(Generator):
         self.networks_.eval()
         return self
 
-    def _pretrain_auxiliaries(self, networks: AMAZNetworks,
-                              draw: Callable[[], tuple[Episode, Episode]],
+    def _pretrain_auxiliaries(self, draw: Callable[[], tuple[Episode, Episode]],
                               generator: torch.Generator) -> None:
         """Fit C and AD to real seen features for ``auxiliary_pretraining`` steps (our option).
 
@@ -613,6 +592,7 @@ class AMAZ(Generator):
         steps = self.config.auxiliary_pretraining
         if steps == 0:
             return
+        networks = self.networks_
         params = dict(networks.named_parameters())
         modules = ("classifier.", "attribute_discriminator.")
         optimizer = torch.optim.Adam([v for k, v in params.items() if k.startswith(modules)],
@@ -626,11 +606,11 @@ class AMAZ(Generator):
             loss.backward()
             optimizer.step()
 
-    def _outer_step(self, networks: AMAZNetworks, generator: torch.Generator
+    def _outer_step(self, generator: torch.Generator
                     ) -> tuple[Callable[..., Tensor], dict[str, torch.optim.Optimizer]]:
-        """Eq. 11 for ``networks`` as one function of a support and a query episode
-        (returning the losses), and the optimisers it steps."""
-        config = self.config
+        """Eq. 11 as one function of a support and a query episode (returning the losses),
+        and the optimisers it steps."""
+        config, networks = self.config, self.networks_
         params = dict(networks.named_parameters())
         groups = {name: list(networks.group(params, name).values()) for name in PARAMETER_GROUPS}
         rates = {"critic": config.critic_lr, "modulation": config.modulation_lr,
@@ -696,25 +676,15 @@ class AMAZ(Generator):
 
         Each class is its own task (Sec. II-E, III-A): the generator is modulated by the
         embedding of the class's attribute (replicating it N times, as the paper does,
-        gives the same mean embedding), in evaluation mode. With an ``ensemble``, member
-        ``j`` makes the ``j``-th share of each class's rows (shares differ by at most one).
+        gives the same mean embedding), in evaluation mode.
         """
-        semantics = semantics.to(device=self.device, dtype=torch.float32)
-        members = len(self.networks_)
-        shares = [n_per_class // members + (j < n_per_class % members) for j in range(members)]
-        parts = [self._sample_member(j, semantics, share, generator).reshape(
-                     len(semantics), share, -1) for j, share in enumerate(shares)]
-        return torch.cat(parts, dim=1).reshape(len(semantics) * n_per_class, -1)
-
-    def _sample_member(self, index: int, semantics: Tensor, n_per_class: int,
-                       generator: torch.Generator | None) -> Tensor:
-        """Class-major features from ensemble member ``index`` (its averaged weights if any)."""
-        networks, device = self.networks_[index], self.device
+        networks, device = self.networks_, self.device
+        semantics = semantics.to(device=device, dtype=torch.float32)
         total = len(semantics) * n_per_class
         out = torch.empty(total, networks.feature_dim, device=device)
         if total == 0:
             return out
-        weights = networks.state_dict() if self.average_ is None else self.average_[index]
+        weights = networks.state_dict() if self.average_ is None else self.average_
         was_training = networks.training
         networks.eval()
         try:
@@ -737,10 +707,9 @@ class AMAZ(Generator):
 
         ``semantics`` holds either one row per feature, or one row per class with
         ``features`` class-major (as :meth:`sample` returns them). Weights lie in [-1, 1];
-        the classifier decides what to do with negative ones. With an ``ensemble``, the
-        mean of the members' cosines.
+        the classifier decides what to do with negative ones.
         """
-        device = self.device
+        networks, device = self.networks_, self.device
         features = features.to(device=device, dtype=torch.float32)
         semantics = semantics.to(device=device, dtype=torch.float32)
         if len(semantics) != len(features):
@@ -748,54 +717,37 @@ class AMAZ(Generator):
                 raise GZSLError(f"instance_weights: {len(features)} features cannot be split "
                                 f"class-major over {len(semantics)} semantic rows")
             semantics = semantics.repeat_interleave(len(features) // len(semantics), dim=0)
-        was_training = self.networks_.training
-        self.networks_.eval()
+        was_training = networks.training
+        networks.eval()
         try:
-            weights = torch.zeros(len(features), device=device)
-            for networks in self.networks_:
-                for start in range(0, len(features), self.config.sample_batch):
-                    stop = start + self.config.sample_batch
-                    reconstructed = networks.attribute_discriminator(features[start:stop])
-                    weights[start:stop] += F.cosine_similarity(semantics[start:stop],
-                                                               reconstructed, dim=1)
+            weights = torch.empty(len(features), device=device)
+            for start in range(0, len(features), self.config.sample_batch):
+                stop = start + self.config.sample_batch
+                reconstructed = networks.attribute_discriminator(features[start:stop])
+                weights[start:stop] = F.cosine_similarity(semantics[start:stop], reconstructed,
+                                                          dim=1)
         finally:
-            self.networks_.train(was_training)
-        return weights / len(self.networks_)
+            networks.train(was_training)
+        return weights
 
     @property
     def device(self) -> torch.device:
         return next(self.networks_.parameters()).device
 
-    def member(self, index: int) -> AMAZ:
-        """Ensemble member ``index`` as a one-member AMAZ sharing this model's tensors."""
-        single = AMAZ(dataclasses.replace(self.config, ensemble=1))
-        single.networks_ = nn.ModuleList([self.networks_[index]])
-        single.n_way_ = self.n_way_
-        single.average_ = None if self.average_ is None else [self.average_[index]]
-        return single
-
     def state_dict(self) -> dict[str, Any]:
-        first = self.networks_[0]
-        return {"networks": [networks.state_dict() for networks in self.networks_],
-                "feature_dim": first.feature_dim, "semantic_dim": first.semantic_dim,
-                "n_classes": first.n_classes, "n_way": self.n_way_, "average": self.average_}
+        networks = self.networks_
+        return {"networks": networks.state_dict(), "feature_dim": networks.feature_dim,
+                "semantic_dim": networks.semantic_dim, "n_classes": networks.n_classes,
+                "n_way": self.n_way_, "average": self.average_}
 
     def load_state_dict(self, state: dict[str, Any], device: torch.device | str = "cpu") -> AMAZ:
-        saved, average = state["networks"], state.get("average")
-        if isinstance(saved, dict):  # saved before ensembles existed: one member
-            saved, average = [saved], None if average is None else [average]
-        if len(saved) != self.config.ensemble:
-            raise GZSLError(f"the saved AMAZ state has {len(saved)} ensemble members; the "
-                            f"config asks for {self.config.ensemble}")
-        members = []
-        for values in saved:
-            with torch.random.fork_rng(devices=[]):  # rebuilding must not move the global RNG
-                networks = AMAZNetworks(self.config, int(state["feature_dim"]),
-                                        int(state["semantic_dim"]), int(state["n_classes"]))
-            networks.load_state_dict(values)
-            members.append(networks)
-        self.networks_ = nn.ModuleList(members).to(device).eval()
+        with torch.random.fork_rng(devices=[]):  # rebuilding must not move the global RNG
+            networks = AMAZNetworks(self.config, int(state["feature_dim"]),
+                                    int(state["semantic_dim"]), int(state["n_classes"]))
+        networks.load_state_dict(state["networks"])
+        self.networks_ = networks.to(device).eval()
         self.n_way_ = int(state["n_way"])
-        self.average_ = (None if average is None else
-                         [{k: v.to(device) for k, v in values.items()} for values in average])
+        average = state.get("average")
+        self.average_ = (None if average is None
+                         else {k: v.to(device) for k, v in average.items()})
         return self
