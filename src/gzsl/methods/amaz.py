@@ -19,7 +19,8 @@ is taken once per batch of tasks, not once per task.
 Options beyond the paper, all off by default (docs/methods/amaz.md says why and what they
 measured): a WGAN-GP gradient penalty instead of weight clipping, several critic updates
 per iteration, C and AD fitted to real features (and pretrained), an epoch-based budget,
-an output activation and per-class modulation in training.
+an output activation, per-class modulation in training, and synthesis from
+weight-averaged networks.
 """
 
 from __future__ import annotations
