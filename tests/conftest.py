@@ -98,6 +98,26 @@ def invoke_cli(*args: str):
     return CliRunner().invoke(app, list(args), env={"COLUMNS": "200"})
 
 
+def run_main(capsys, *args: str) -> tuple[int, str]:
+    """Run ``gzsl ARGS`` through the console entry point, as a user's shell would (user
+    errors become one ``error:`` line and exit status 2); returns the status and output."""
+    import sys
+
+    from gzsl.cli import main
+
+    saved = sys.argv
+    sys.argv = ["gzsl", *args]
+    try:
+        main()
+        code = 0
+    except SystemExit as done:
+        code = done.code if isinstance(done.code, int) else 1
+    finally:
+        sys.argv = saved
+    captured = capsys.readouterr()
+    return code, captured.out + captured.err
+
+
 def train_tiny_run(folder: Path, *settings: str) -> Path:
     """Train the Gaussian baseline through ``gzsl train`` on the tiny dataset saved as npz."""
     from gzsl.data.io import save_npz

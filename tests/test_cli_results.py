@@ -133,7 +133,8 @@ def test_plot_of_an_empty_folder_is_a_user_error(tmp_path):
 
 def _commands() -> dict:
     """Every leaf command of the CLI, by its full name (``data check``...)."""
-    out = dict(typer.main.get_command(app).commands)
+    out = {name: command for name, command in typer.main.get_command(app).commands.items()
+           if not hasattr(command, "commands")}  # `data`, once registered: its leaves below
     for name, command in typer.main.get_command(data_cli.app).commands.items():
         out[f"data {name}"] = command
     return out

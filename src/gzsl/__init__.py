@@ -8,8 +8,15 @@ the standard GZSL protocol with an honest validation-based selection by default.
 __version__ = "0.1.0"
 
 
+__all__ = ["Run", "load_run", "train"]
+
+
 def __getattr__(name: str):
     """Lazy exports, so ``import gzsl`` stays cheap (no torch until needed)."""
+    if name in ("train", "Run"):
+        from gzsl import api
+
+        return getattr(api, name)
     if name == "load_run":
         from gzsl.experiments.trained import load_run
 

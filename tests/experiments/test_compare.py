@@ -134,7 +134,7 @@ def test_unreadable_results_name_the_file(tmp_path):
     with pytest.raises(GZSLError, match=r"results\.json"):
         read_run(tmp_path / "results.json")
     (tmp_path / "results.json").write_text(json.dumps({"U": 1}))
-    with pytest.raises(GZSLError, match="lacks method, dataset, selection"):
+    with pytest.raises(GZSLError, match="has no valid 'method'"):
         read_run(tmp_path / "results.json")
 
 

@@ -21,13 +21,10 @@ from gzsl.data.errors import GZSLError
 from gzsl.data.io import save_npz
 from gzsl.experiments import runner
 from gzsl.experiments.config import resolve
-from gzsl.experiments.runner import (
-    RESUME_FILE,
-    comparable_config,
-    resume_run,
-    run_experiment,
-    run_status,
-)
+from gzsl.experiments.resume import comparable_config, resume_run
+from gzsl.experiments.rundir import RESUME as RESUME_FILE
+from gzsl.experiments.rundir import RunDir, run_status
+from gzsl.experiments.runner import run_experiment
 
 EVALUATION = ("evaluation.checkpoint_every=3", "evaluation.checkpoint_after=7",
               "evaluation.n_synthetic=20", "evaluation.classifier_epochs=3",
@@ -114,15 +111,15 @@ def test_a_run_interrupted_after_training_resumes_to_its_result(tmp_path, monkey
     config = _config("gsmflow", "val")
     whole, cut = tmp_path / "whole", tmp_path / "cut"
     run_experiment(config, data=data, out=whole)
-    original = runner.write_run_dir
+    original = runner.Experiment.write_finish
 
     def killed(*args, **kwargs):
         raise KilledError
-    monkeypatch.setattr(runner, "write_run_dir", killed)
+    monkeypatch.setattr(runner.Experiment, "write_finish", killed)
     with pytest.raises(KilledError):
         run_experiment(config, data=data, out=cut)
     assert torch.load(cut / RESUME_FILE, weights_only=True)["stopped"] is True
-    monkeypatch.setattr(runner, "write_run_dir", original)
+    monkeypatch.setattr(runner.Experiment, "write_finish", original)
     resume_run(cut, data=data)
     _assert_same_run(cut, whole)
 
@@ -131,9 +128,13 @@ def test_save_every_thins_the_saves_and_zero_turns_them_off(tmp_path, monkeypatc
     data = make_tiny_dataset()
     config = _config("gsmflow", "final")
     saves = []
-    monkeypatch.setattr(runner, "atomic_torch_save",
-                        lambda value, path: saves.append(path.name) if path.name == RESUME_FILE
-                        else None)
+    write_torch = RunDir.write_torch
+
+    def counted(self, name, value):
+        if name == RESUME_FILE:
+            saves.append(name)
+        return write_torch(self, name, value)
+    monkeypatch.setattr(RunDir, "write_torch", counted)
     run_experiment(config, data=data, out=tmp_path / "every", save_every=1)
     every = len(saves)
     saves.clear()
@@ -246,8 +247,10 @@ def test_reproduce_resume_reads_finished_seeds_and_continues_interrupted_ones(tm
     with pytest.raises(KilledError):
         run_experiment(dataclasses.replace(_config("gsmflow", "final"), seed=1), data=data,
                        out=cut / "seed1", tracker=_interrupt_after(3))
-    with pytest.raises(GZSLError, match="interrupted run"):
+    with pytest.raises(GZSLError, match="holds a finished run.*--overwrite"):
         run_seeds("gsmflow", "tiny", [0, 1], out=cut, **common)
+    with pytest.raises(GZSLError, match="interrupted run.*--resume"):
+        run_seeds("gsmflow", "tiny", [1], out=cut, **common)
     with pytest.raises(GZSLError, match="other settings"):
         run_seeds("gsmflow", "tiny", [0, 1], out=cut, resume=True,
                   **{**common, "overrides": overrides + ("method.lr=0.5",)})
@@ -311,3 +314,21 @@ def test_settings_added_since_a_run_count_at_their_defaults_when_resuming(tmp_pa
     changed["evaluation"]["transfer"] = "iteration"
     assert comparable_config(changed) != comparable_config(saved)
     assert comparable_config({"method": "no-such-method"}) == {"method": "no-such-method"}
+
+
+def test_resume_refuses_data_files_changed_since_the_run_started(tmp_path):
+    """The checksums recorded at the start are compared, and the record is kept as it was."""
+    data_file = tmp_path / "tiny.npz"
+    save_npz(make_tiny_dataset(), data_file)
+    config = _config("gsmflow", "final")
+    cut = tmp_path / "cut"
+    with pytest.raises(KilledError):
+        run_experiment(config, root=data_file, out=cut, tracker=_interrupt_after(2))
+    recorded = (cut / "metadata.json").read_text()
+    save_npz(make_tiny_dataset(seed=1), data_file)  # other features, same name
+    with pytest.raises(GZSLError, match=r"data files .* changed since it started.*checksums"):
+        resume_run(cut)
+    assert (cut / "metadata.json").read_text() == recorded
+    save_npz(make_tiny_dataset(), data_file)  # restored: the run continues
+    resume_run(cut)
+    assert run_status(cut) == "finished"

@@ -146,14 +146,26 @@ def test_unknown_transfer_is_a_user_error():
         resolve("gaussian", "tiny", overrides=("evaluation.transfer=steps",), device="cpu")
 
 
+def _scored_iterations(run_dir) -> tuple[int, list[str]]:
+    rows = (run_dir / "checkpoints.csv").read_text().splitlines()[1:]
+    return len(rows), [row.split(",")[1] for row in rows if row.split(",")[-1] != ""]
+
+
 def test_checkpoints_before_checkpoint_after_record_losses_only_and_the_last_is_scored(
         tiny_dataset, tmp_path):
+    """test-oracle scores checkpoints strictly after checkpoint_after, as the reference
+    code's test-set pick does (SPEC.md); val scores from checkpoint_after on."""
     _run(tiny_dataset, "test-oracle", "evaluation.checkpoint_after=4", out=tmp_path / "a")
-    rows = (tmp_path / "a" / "checkpoints.csv").read_text().splitlines()[1:]
-    scored = [row.split(",")[1] for row in rows if row.split(",")[-1] != ""]
-    assert len(rows) == 6 and scored == ["4", "5", "6"]
+    assert _scored_iterations(tmp_path / "a") == (6, ["5", "6"])
     result = _run(tiny_dataset, "test-oracle", "evaluation.checkpoint_after=50")
     assert result.chosen["final_iteration"] == 6  # past the end: only the last is scored
+    result = _run(tiny_dataset, "test-oracle", "evaluation.checkpoint_after=6")
+    assert result.chosen["final_iteration"] == 6  # the last is scored even at the boundary
+    _run(tiny_dataset, "val", "evaluation.checkpoint_after=4", out=tmp_path / "v")
+    rows = (tmp_path / "v" / "checkpoints.csv").read_text().splitlines()[1:]
+    validation = [r.split(",")[1] for r in rows if r.startswith("validation") and
+                  r.split(",")[-1] != ""]
+    assert validation and validation[0] == "4"
 
 
 def test_val_choices_do_not_depend_on_test_data(tiny_dataset):

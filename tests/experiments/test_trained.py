@@ -125,7 +125,7 @@ def test_missing_and_incomplete_run_dirs(run_dir, tmp_path):
     partial = tmp_path / "partial"
     shutil.copytree(run_dir, partial)
     (partial / "results.json").unlink()
-    with pytest.raises(GZSLError, match=r"incomplete: results\.json missing.*interrupted"
+    with pytest.raises(GZSLError, match=r"results\.json is missing.*interrupted"
                                          r".*gzsl train --resume"):
         load_run(partial)
     (tmp_path / "empty").mkdir()
@@ -153,13 +153,28 @@ def test_sample_draws_from_the_stored_generator(run_dir):
         run.sample(["no such class"], 2)
 
 
-def test_sample_needs_the_dataset_when_the_run_does_not_record_it(run_dir, tmp_path):
-    run = load_run(run_dir)
-    with pytest.raises(GZSLError, match="root"):
-        run.sample(["class_12"], 2)
+def test_a_run_synthesises_on_its_own_from_its_stored_semantics(run_dir, tmp_path):
+    alone = load_run(run_dir).sample(["class_12", 15], 5, seed=1)
+    with_data = load_run(run_dir, data=make_tiny_dataset()).sample(["class_12", 15], 5, seed=1)
+    np.testing.assert_array_equal(alone, with_data)
     other = make_tiny_dataset(dim=8)
     with pytest.raises(GZSLError, match="does not match"):
-        load_run(run_dir, data=other).sample(["class_12"], 2)
+        load_run(run_dir, data=other).dataset()
+
+    old = tmp_path / "old"  # a run saved before class semantics were stored with it
+    shutil.copytree(run_dir, old)
+    stored = torch.load(old / "classifier.pt", weights_only=True)
+    del stored["semantics"]
+    torch.save(stored, old / "classifier.pt")
+    with pytest.raises(GZSLError, match="root"):
+        load_run(old).sample(["class_12"], 2)
+    np.testing.assert_array_equal(
+        load_run(old, data=make_tiny_dataset()).sample(["class_12", 15], 5, seed=1), alone)
+
+    stored["semantics"] = torch.zeros(3, 2)
+    torch.save(stored, old / "classifier.pt")
+    with pytest.raises(GZSLError, match="class semantics"):
+        load_run(old)
 
 
 def test_results_and_config_are_the_run_files(run_dir):

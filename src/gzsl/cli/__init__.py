@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import sys
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from gzsl.data.errors import GZSLError
 
@@ -22,6 +24,7 @@ app = typer.Typer(
 )
 
 
+@functools.cache
 def _register_subcommands() -> None:
     from gzsl.cli import data as data_cli
     from gzsl.cli import run  # noqa: F401  (defines train, reproduce, ablate, list)
@@ -38,7 +41,8 @@ def main() -> None:
     try:
         code = app(standalone_mode=False)
     except GZSLError as error:
-        err_console.print(f"[bold red]error:[/] {error}", highlight=False)
+        err_console.print(f"[bold red]error:[/] {escape(str(error))}", highlight=False,
+                          soft_wrap=True)
         sys.exit(2)
     except typer.Exit as done:
         sys.exit(done.exit_code)

@@ -216,7 +216,7 @@ def retrieve(
     unseen classes and a per-class table, and writes RUN_DIR/retrieval.json. Works for any
     method's run. Example: gzsl retrieve runs/demo --k 5 --k 10 --metric cosine
     """
-    from gzsl.experiments.runner import write_json
+    from gzsl.experiments.rundir import RunDir
 
     if metric not in ("euclidean", "cosine"):
         raise typer.BadParameter("choose euclidean or cosine", param_hint="--metric")
@@ -224,7 +224,7 @@ def retrieve(
     from gzsl.experiments.retrieve import retrieval_report
 
     report = retrieval_report(run_dir, root=root, n=n, ks=ks, metric=metric, seed=seed)
-    write_json(run_dir / "retrieval.json", report)
+    RunDir(run_dir).write_json("retrieval.json", report)
     synthetic = " (SYNTHETIC data)" if report["synthetic_data"] else ""
     table = Table(title=f"{report['method']} on {report['dataset']}{synthetic}: zero-shot "
                   f"retrieval, query = mean of {n} synthetic features, {metric} distance",

@@ -11,7 +11,6 @@ import typer
 from rich.table import Table
 
 from gzsl.cli import app, console, err_console
-from gzsl.data.errors import GZSLError
 from gzsl.experiments.config import SELECTIONS, list_presets, resolve
 from gzsl.experiments.reproduce import (
     METRICS,
@@ -20,13 +19,8 @@ from gzsl.experiments.reproduce import (
     run_seeds,
     summarise,
 )
-from gzsl.experiments.runner import (
-    RunResult,
-    default_run_dir,
-    resume_run,
-    run_experiment,
-    run_status,
-)
+from gzsl.experiments.resume import resume_run
+from gzsl.experiments.runner import RunResult, default_run_dir, run_experiment
 from gzsl.experiments.tracking import tensorboard_tracker
 from gzsl.methods.base import available_methods
 
@@ -46,6 +40,9 @@ DeviceOption = Annotated[str, typer.Option("--device", help="auto, cpu or cuda."
 ResumeSeedsOption = Annotated[bool, typer.Option(
     "--resume", help="After an interruption, run the same command again with --resume: "
     "finished seeds are read back, interrupted ones continue from their last checkpoint.")]
+OverwriteOption = Annotated[bool, typer.Option(
+    "--overwrite", help="Write over what the output folder holds (a finished or "
+    "interrupted run, or other files); without it such a folder is refused.")]
 
 
 Tracker = Callable[[dict[str, Any]], None]
@@ -141,13 +138,15 @@ def train(
         "--save-every", min=0, help="Save the state a resume needs (RUN_DIR/resume.pt) at "
         "every N-th checkpoint, 0 never; a killed run loses at most N checkpoint intervals. "
         "Removed when the run finishes.")] = 1,
+    overwrite: OverwriteOption = False,
 ) -> None:
     """Train a generator, score it, and write a run directory with results and models."""
     if resume is not None:
         given = [name for name, value in (("METHOD", method), ("DATASET", dataset),
                                           ("--preset", preset), ("--set", set_),
                                           ("--seed", seed), ("--selection", selection),
-                                          ("--out", out)) if value not in (None, [])]
+                                          ("--out", out), ("--overwrite", overwrite or None))
+                 if value not in (None, [])]
         if given:
             raise typer.BadParameter(f"{', '.join(given)} cannot be combined with --resume: a "
                                      f"resumed run keeps its own settings (RUN_DIR/config.json)",
@@ -167,15 +166,12 @@ def train(
         config = resolve(method, dataset, preset=preset, overrides=tuple(set_ or ()),
                          seed=seed, selection=selection, device=device or "auto")
         out = out or default_run_dir(config)
-        if run_status(out) == "unfinished":
-            raise GZSLError(f"{out} holds an interrupted run: continue it with "
-                            f"`gzsl train --resume {out}`, or choose another --out")
         _log(f"[bold]{config.method}[/] on [bold]{dataset}[/], selection [bold]{selection}[/], "
              f"seed {seed}, preset {config.preset or 'none (defaults)'}")
 
         def execute(tracker: Tracker | None) -> RunResult:
             return run_experiment(config, root=root, out=out, log=_log, tracker=tracker,
-                                  save_every=save_every)
+                                  save_every=save_every, overwrite=overwrite)
 
     tracker, close = tensorboard_tracker(out / "tensorboard") if tensorboard else (None, None)
     try:
@@ -200,6 +196,7 @@ def reproduce(
     selection: SelectionOption = "val",
     out: Annotated[Path | None, typer.Option("--out", help="Folder for the runs.")] = None,
     resume: ResumeSeedsOption = False,
+    overwrite: OverwriteOption = False,
 ) -> None:
     """Run a preset over several seeds; print mean ± std beside the published numbers."""
     _check_selection(selection)
@@ -212,7 +209,7 @@ def reproduce(
     with _on_interrupt("run the same command again with --resume to continue"):
         results = run_seeds(method, dataset, list(range(seeds)), root=root, preset=preset,
                             overrides=tuple(set_ or ()), selection=selection, device=device,
-                            out=out, log=_log, resume=resume)
+                            out=out, log=_log, resume=resume, overwrite=overwrite)
     summary = summarise(config.method, results)
     synthetic = " (SYNTHETIC data)" if results[0].synthetic_data else ""
     console.print(summary_table(f"{config.method} on {dataset}{synthetic}: mean ± std over "
@@ -234,6 +231,7 @@ def ablate(
     selection: SelectionOption = "val",
     out: Annotated[Path | None, typer.Option("--out", help="Folder for the runs.")] = None,
     resume: ResumeSeedsOption = False,
+    overwrite: OverwriteOption = False,
 ) -> None:
     """Run each of a method's ablations (e.g. GSMFlow's Table 3) and print one table."""
     _check_selection(selection)
@@ -246,7 +244,8 @@ def ablate(
             results = run_seeds(method, dataset, list(range(seeds)), root=root,
                                 preset=preset, overrides=tuple(set_ or ()) + overrides,
                                 selection=selection, device=device,
-                                out=base / name.replace(" ", "-"), log=_log, resume=resume)
+                                out=base / name.replace(" ", "-"), log=_log, resume=resume,
+                                overwrite=overwrite)
         synthetic = results[0].synthetic_data
         summaries.append(summarise(name, results))
     note = " (SYNTHETIC data)" if synthetic else ""

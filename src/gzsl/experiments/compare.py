@@ -23,7 +23,7 @@ from typing import Any
 
 from gzsl.data.errors import GZSLError
 from gzsl.experiments.reproduce import METRICS
-from gzsl.experiments.runner import run_status
+from gzsl.experiments.rundir import CONFIG, RunDir, run_status
 from gzsl.utils import atomic_write
 
 __all__ = ["Group", "RunRecord", "compare_runs", "find_results", "read_run", "to_csv",
@@ -129,29 +129,14 @@ def _flatten(config: dict[str, Any]) -> dict[str, Any]:
 
 
 def read_run(path: str | Path) -> RunRecord:
-    """One ``results.json`` (and the ``config.json`` beside it, when there is one)."""
+    """One ``results.json`` (and the ``config.json`` beside it, when there is one), checked."""
     path = Path(path)
-    try:
-        results = json.loads(path.read_text())
-        missing = [k for k in ("method", "dataset", "selection") if k not in results]
-    except (OSError, json.JSONDecodeError, TypeError) as error:
-        raise GZSLError(f"cannot read {path}: {error}. Fix: remove or repair the file") from error
-    if missing:
-        raise GZSLError(f"{path} lacks {', '.join(missing)}. Fix: it must be a results.json "
-                        "written by `gzsl train` (or hold method, dataset, selection, U, S, "
-                        "H, T1)")
-    settings = None
-    config_path = path.with_name("config.json")
-    if config_path.is_file():
-        try:
-            settings = _flatten(json.loads(config_path.read_text()))
-        except (OSError, json.JSONDecodeError) as error:
-            raise GZSLError(f"cannot read {config_path}: {error}. Fix: remove or repair "
-                            "the file") from error
+    folder = RunDir(path.parent)
+    results = folder.results()
+    settings = _flatten(folder.config()) if folder.file(CONFIG).is_file() else None
     seed = results.get("seed")
-    return RunRecord(path=path, method=str(results["method"]), dataset=str(results["dataset"]),
-                     selection=str(results["selection"]),
-                     seed=int(seed) if seed is not None else None,
+    return RunRecord(path=path, method=results["method"], dataset=results["dataset"],
+                     selection=results["selection"], seed=seed,
                      metrics={m: _metric(results.get(m)) for m in METRICS},
                      synthetic_data=bool(results.get("synthetic_data", False)),
                      published=dict(results.get("published") or {}), settings=settings)
@@ -306,5 +291,12 @@ def to_markdown(groups: list[Group], *, published: bool = False) -> str:
 
 
 def write_text(path: str | Path, text: str) -> Path:
-    """Write ``text`` to ``path`` atomically."""
-    return atomic_write(Path(path), lambda handle: handle.write(text.encode()))
+    """Write ``text`` to ``path`` atomically; a clear error when that cannot be done."""
+    path = Path(path)
+    if path.is_dir():
+        raise GZSLError(f"{path} is a folder. Fix: give a file path to write to")
+    try:
+        return atomic_write(path, lambda handle: handle.write(text.encode()))
+    except OSError as error:
+        raise GZSLError(f"cannot write {path}: {error.strerror or error}. Fix: choose a "
+                        "writable location with free space") from error

@@ -199,10 +199,34 @@ def parse_override(text: str) -> tuple[str, str, Any]:
     return section, name, value
 
 
+SECTIONS: tuple[str, ...] = ("method", "evaluation", "data")
+
+
+def section_of(method: str, name: str) -> str:
+    """The section (``method``, ``evaluation`` or ``data``) that has a setting ``name``."""
+    fields = {"method": get_method(method).Config, "evaluation": EvaluationConfig,
+              "data": DataConfig}
+    owners = [section for section, cls in fields.items()
+              if name in {f.name for f in dataclasses.fields(cls)}]
+    if len(owners) == 1:
+        return owners[0]
+    if owners:
+        raise GZSLError(f"setting {name!r} exists in sections {' and '.join(owners)}; name "
+                        f"it as section.key ({', '.join(f'{o}.{name}' for o in owners)})")
+    raise GZSLError(f"unknown setting {name!r} for method {get_method(method).name}; see "
+                    "`gzsl list` and docs/cli.md for the settings of each section")
+
+
 def resolve(method: str, dataset: str, *, preset: str | None = None,
             overrides: list[str] | tuple[str, ...] = (), seed: int = 0,
-            selection: str = "val", device: str = "auto") -> ExperimentConfig:
-    """Combine defaults, the preset (named, a path, or the dataset's own) and overrides."""
+            selection: str = "val", device: str = "auto",
+            values: dict[str, Any] | None = None) -> ExperimentConfig:
+    """Combine defaults, the preset (named, a path, or the dataset's own) and overrides.
+
+    ``overrides`` are ``--set`` texts (``section.key=value``); ``values`` maps
+    ``section.key`` (or a bare key, looked up with :func:`section_of`) to Python values,
+    applied after them.
+    """
     method_cls = get_method(method)
     check_choice("selection", selection, SELECTIONS)
     path = find_preset(method_cls.name, preset or dataset)
@@ -219,6 +243,11 @@ def resolve(method: str, dataset: str, *, preset: str | None = None,
     for text in overrides:
         section, name, value = parse_override(text)
         sections[section][name] = value
+    for key, value in (values or {}).items():
+        section, _, name = key.rpartition(".")
+        section = section or section_of(method_cls.name, name)
+        check_choice("settings section", section, SECTIONS)
+        sections[section][name] = list(value) if isinstance(value, tuple) else value
     return ExperimentConfig(
         method=method_cls.name,
         dataset=dataset,

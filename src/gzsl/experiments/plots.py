@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -33,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from gzsl.data.errors import GZSLError
+from gzsl.experiments.rundir import RunDir
 from gzsl.utils import atomic_write
 
 __all__ = ["PLOTS", "PlotReport", "plot_run"]
@@ -126,13 +126,10 @@ class _Context:
     @property
     def results(self) -> dict[str, Any]:
         if self._results is None:
-            path = self.run_dir / "results.json"
-            if not path.is_file():
-                raise _SkipPlotError(f"{path.name} not found (the run did not finish)")
             try:
-                self._results = json.loads(path.read_text())
-            except (OSError, json.JSONDecodeError) as error:
-                raise _SkipPlotError(f"cannot read {path.name}: {error}") from error
+                self._results = RunDir(self.run_dir).results()
+            except GZSLError as error:
+                raise _SkipPlotError(str(error)) from error
         return self._results
 
     def title(self, text: str) -> str:
@@ -148,13 +145,10 @@ class _Context:
 
     def class_names(self) -> list[str]:
         """All class names, from ``classifier.pt``."""
-        import torch
-
-        path = self.run_dir / "classifier.pt"
-        if not path.is_file():
-            raise _SkipPlotError(f"{path.name} not found")
-        stored = torch.load(path, map_location="cpu", weights_only=True)
-        return list(stored["class_names"])
+        try:
+            return list(RunDir(self.run_dir).classifier()["class_names"])
+        except GZSLError as error:
+            raise _SkipPlotError(str(error)) from error
 
 
 def _subplots(nrows: int = 1, ncols: int = 1, *, figsize: tuple[float, float],

@@ -14,15 +14,9 @@ from typing import Any
 from gzsl.data.dataset import GZSLData
 from gzsl.data.errors import GZSLError
 from gzsl.experiments.config import ExperimentConfig, resolve
-from gzsl.experiments.runner import (
-    Log,
-    RunResult,
-    comparable_config,
-    read_json,
-    resume_run,
-    run_experiment,
-    run_status,
-)
+from gzsl.experiments.resume import comparable_config, resume_run
+from gzsl.experiments.rundir import RunDir
+from gzsl.experiments.runner import Log, RunResult, load_data, run_experiment
 from gzsl.methods.base import get_method
 
 METRICS: tuple[str, ...] = ("U", "S", "H", "T1")
@@ -60,18 +54,18 @@ def run_seeds(method: str, dataset: str, seeds: list[int], *, root: str | Path |
               preset: str | None = None, overrides: tuple[str, ...] = (),
               selection: str = "val", device: str = "auto", out: str | Path | None = None,
               data: GZSLData | None = None, log: Log | None = None,
-              resume: bool = False) -> list[RunResult]:
+              resume: bool = False, overwrite: bool = False) -> list[RunResult]:
     """One run per seed, each with its own run directory ``out/seed<N>`` when ``out`` is set.
 
     With ``resume``, a seed whose directory holds a finished run of the same settings is
     read back instead of run again, and an interrupted one is continued (see
-    :func:`gzsl.experiments.runner.resume_run`); without it, an interrupted run there is
-    an error rather than overwritten.
+    :func:`gzsl.experiments.resume.resume_run`); with ``overwrite``, seeds are run again
+    over what their folders hold; with neither, a folder that holds anything is an error.
     """
     configs = {seed: resolve(method, dataset, preset=preset, overrides=overrides, seed=seed,
                              selection=selection, device=device) for seed in seeds}
     plans = {seed: _plan(Path(out) / f"seed{seed}" if out is not None else None, configs[seed],
-                         resume) for seed in seeds}  # every refusal before any work
+                         resume, overwrite) for seed in seeds}  # every refusal before any work
     results = []
     for seed in seeds:
         config, (action, run_dir) = configs[seed], plans[seed]
@@ -83,48 +77,47 @@ def run_seeds(method: str, dataset: str, seeds: list[int], *, root: str | Path |
             results.append(read_result(run_dir))
             continue
         if data is None:
-            from gzsl.data.loaders import load_dataset
-
-            data = load_dataset(dataset, root, layout=config.data.layout,
-                                semantics=config.data.semantics)
+            data = load_data(config, root)
         if action == "resume":
             results.append(resume_run(run_dir, root=root, device=device, data=data, log=log))
         else:
-            results.append(run_experiment(config, out=run_dir, data=data, log=log))
+            results.append(run_experiment(config, out=run_dir, data=data, log=log,
+                                          overwrite=overwrite))
     return results
 
 
-def _plan(run_dir: Path | None, config: ExperimentConfig, resume: bool
+def _plan(run_dir: Path | None, config: ExperimentConfig, resume: bool, overwrite: bool
           ) -> tuple[str, Path | None]:
     """``run``, ``read`` (finished before) or ``resume`` for one seed's directory."""
-    status = "new" if run_dir is None else run_status(run_dir)
-    if status == "new":
+    if run_dir is None:
+        return "run", None
+    folder = RunDir(run_dir)
+    status = folder.status
+    if status == "new" or (overwrite and not resume):
+        folder.check(overwrite=overwrite)
         return "run", run_dir
-    finished = status == "finished"
-    if not resume:
-        if not finished:
-            raise GZSLError(f"{run_dir} holds an interrupted run: add --resume to continue "
-                            f"it, or choose another --out")
-        return "run", run_dir
+    if not resume or status == "foreign":
+        folder.check()  # the refusal that names the folder's state and the fixes
     if not same_settings(run_dir, config):
         raise GZSLError(f"{run_dir} holds a run with other settings; --resume continues "
                         f"only the same command (or choose another --out)")
-    return ("read" if finished else "resume"), run_dir
+    return ("read" if status == "finished" else "resume"), run_dir
 
 
 def same_settings(run_dir: Path, config: ExperimentConfig) -> bool:
     """Whether the run in ``run_dir`` was made with ``config`` (its device aside)."""
-    saved = read_json(run_dir / "config.json")
+    saved = RunDir(run_dir).config()
     return comparable_config(saved) == comparable_config(config.to_dict())
 
 
 def read_result(run_dir: Path) -> RunResult:
     """The :class:`RunResult` a finished run wrote to ``results.json``."""
-    path = run_dir / "results.json"
+    folder = RunDir(run_dir)
+    results = folder.results()
     try:
-        return RunResult(**read_json(path))
-    except TypeError as error:
-        raise GZSLError(f"{path} is not a gzsl results file: {error}") from error
+        return RunResult.from_dict(results)
+    except (GZSLError, TypeError) as error:
+        raise GZSLError(f"{folder.file('results.json')}: {error}") from error
 
 
 def ablation_overrides(method: str, names: list[str] | None = None) -> dict[str, tuple[str, ...]]:

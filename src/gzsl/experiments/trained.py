@@ -1,6 +1,6 @@
 """A finished run directory, loaded for use: classify new features, synthesise new ones.
 
-:func:`load_run` reads what :func:`gzsl.experiments.runner.write_run_dir` wrote: the
+:func:`load_run` reads what :meth:`gzsl.experiments.runner.Experiment.write_finish` wrote: the
 final softmax classifier with the preprocessing fitted on the run's training features
 (``classifier.pt``), the generator (``generator.pt``), the configuration and the results.
 New features go through exactly the stored preprocessing, then the classifier; when the
@@ -11,8 +11,6 @@ evaluation (subtracted from the seen-class probabilities before the arg-max), so
 
 from __future__ import annotations
 
-import json
-import pickle
 from collections.abc import Sequence
 from functools import cached_property
 from pathlib import Path
@@ -25,37 +23,22 @@ from gzsl.data.dataset import GZSLData
 from gzsl.data.errors import GZSLError
 from gzsl.data.preprocessing import Preprocessor
 from gzsl.evaluation.classifier import SoftmaxClassifier
+from gzsl.experiments.rundir import (
+    CLASSIFIER,
+    CONFIG,
+    METRICS,
+    PREDICTIONS,
+    RESULTS,
+    RUN_FILES,
+    RunDir,
+)
 
 __all__ = ["FEATURE_SUFFIXES", "TrainedRun", "load_run", "orient_features", "read_features"]
 
 #: Files without which a run directory cannot classify anything.
-REQUIRED_FILES = ("config.json", "results.json", "classifier.pt")
+REQUIRED_FILES = (CONFIG, RESULTS, CLASSIFIER)
 #: Feature files ``gzsl predict`` reads.
 FEATURE_SUFFIXES = (".npy", ".npz", ".mat")
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as error:
-        raise GZSLError(f"cannot read {path}: {error}. Fix: the run directory is damaged; "
-                        "train the run again") from error
-
-
-def _check_run_dir(run_dir: Path) -> None:
-    if not run_dir.is_dir():
-        raise GZSLError(f"run directory {run_dir} does not exist. Fix: pass the folder "
-                        "`gzsl train` wrote (it prints 'run directory: ...' at the end)")
-    missing = [name for name in REQUIRED_FILES if not (run_dir / name).is_file()]
-    if missing:
-        found = ", ".join(sorted(p.name for p in run_dir.iterdir())) or "nothing"
-        hint = ("results.json is written last, so the run was interrupted or is still "
-                "running" if "results.json" in missing and (run_dir / "config.json").is_file()
-                else "this is not a run directory written by `gzsl train`")
-        raise GZSLError(f"run directory {run_dir} is incomplete: {', '.join(missing)} "
-                        f"missing (found: {found}); {hint}. Fix: wait for the run to finish, "
-                        f"continue it with `gzsl train --resume {run_dir}`, or train it "
-                        "again with `gzsl train ... --out DIR`")
 
 
 class TrainedRun:
@@ -80,31 +63,25 @@ class TrainedRun:
 
     def __init__(self, run_dir: str | Path, device: torch.device | str = "cpu", *,
                  root: str | Path | None = None, data: GZSLData | None = None) -> None:
-        self.run_dir = Path(run_dir)
-        _check_run_dir(self.run_dir)
+        self.folder = RunDir(run_dir)
+        self.run_dir = self.folder.path
+        for name in REQUIRED_FILES:  # the clearest message first: absent before damaged
+            if not self.folder.file(name).is_file():
+                raise self.folder.missing_error(name)
         self.device = torch.device(device)
-        self.config = _read_json(self.run_dir / "config.json")
-        self.results = _read_json(self.run_dir / "results.json")
-        metadata = self.run_dir / "metadata.json"
-        self.metadata = _read_json(metadata) if metadata.is_file() else {}
+        self.config = self.folder.config()
+        self.results = self.folder.results()
+        self.metadata = self.folder.metadata()
         self._root = root
         self._data = data
-        try:
-            stored = torch.load(self.run_dir / "classifier.pt", map_location=self.device,
-                                weights_only=True)
-            self.classifier_ = SoftmaxClassifier.from_state_dict(stored["classifier"],
-                                                                 self.device)
-            prep = stored["preprocessing"]
-        except (OSError, RuntimeError, KeyError, EOFError, ValueError,
-                pickle.UnpicklingError) as error:
-            raise GZSLError(f"cannot read {self.run_dir / 'classifier.pt'}: {error!r}. Fix: "
-                            "the file is damaged or from another tool; train the run again"
-                            ) from error
+        stored = self.folder.classifier()
+        self.classifier_ = SoftmaxClassifier.from_state_dict(stored["classifier"], self.device)
+        prep = stored["preprocessing"]
         self.preprocessor_ = Preprocessor(prep["scaling"], bool(prep["l2"]))
         self.preprocessor_.minimum_ = prep["minimum"].cpu().numpy().astype(np.float32)
         self.preprocessor_.scale_ = prep["scale"].cpu().numpy().astype(np.float32)
         self.all_class_names: list[str] = list(stored["class_names"])
-        self._stored_semantics = stored.get("semantics")
+        self._stored_semantics = self._checked_semantics(stored.get("semantics"))
         self.classes = self.classifier_.classes.cpu().numpy()
         self.class_names = [self.all_class_names[int(c)] for c in self.classes]
         self.feature_dim = int(self.classifier_.feature_dim)
@@ -118,18 +95,70 @@ class TrainedRun:
         return (f"TrainedRun({str(self.run_dir)!r}: {r.get('method')} on {r.get('dataset')}, "
                 f"selection {r.get('selection')}, seed {r.get('seed')}, H {r.get('H')})")
 
+    def _checked_semantics(self, semantics: Any) -> torch.Tensor | None:
+        """The class semantics stored with the run (runs made before they were stored
+        have none), checked to hold one finite row per class."""
+        if semantics is None:
+            return None
+        path = self.folder.file(CLASSIFIER)
+        if (not isinstance(semantics, torch.Tensor) or semantics.ndim != 2
+                or len(semantics) != len(self.all_class_names)
+                or not bool(torch.isfinite(semantics).all())):
+            raise GZSLError(f"{path} holds class semantics that are not one finite row per "
+                            "class. Fix: the file is damaged or was edited; train the run "
+                            "again")
+        return semantics
+
     def _seen_and_unseen(self) -> tuple[np.ndarray, np.ndarray]:
         """From ``predictions.npz`` when present, else from the per-class results."""
-        predictions = self.run_dir / "predictions.npz"
-        if predictions.is_file():
-            with np.load(predictions, allow_pickle=False) as stored:
-                return stored["seen_classes"].astype(np.int64), stored["unseen_classes"].astype(
-                    np.int64)
+        stored = self.folder.predictions()
+        if stored is not None:
+            try:
+                seen, unseen = (np.asarray(stored[k]) for k in ("seen_classes", "unseen_classes"))
+            except KeyError as error:
+                raise GZSLError(f"{self.folder.file(PREDICTIONS)} lacks {error}. Fix: the file "
+                                "is damaged; remove it or train the run again") from error
+            both = np.concatenate([seen.ravel(), unseen.ravel()])
+            if (both.dtype.kind not in "iu" or seen.ndim != 1 or unseen.ndim != 1
+                    or not np.isin(both, self.classes).all()):
+                raise GZSLError(f"{self.folder.file(PREDICTIONS)} lists seen / unseen classes "
+                                "the run's classifier does not have. Fix: the file is damaged; "
+                                "remove it or train the run again")
+            return seen.astype(np.int64), unseen.astype(np.int64)
         index = {name: i for i, name in enumerate(self.all_class_names)}
         per_class = self.results.get("per_class", {})
         seen = np.array(sorted(index[n] for n in per_class.get("seen", {}) if n in index),
                         dtype=np.int64)
         return seen, np.setdiff1d(self.classes, seen)
+
+    @classmethod
+    def load(cls, run_dir: str | Path, device: torch.device | str = "cpu", *,
+             root: str | Path | None = None, data: GZSLData | None = None) -> TrainedRun:
+        """A finished run directory, loaded (the same as :func:`load_run`)."""
+        return cls(run_dir, device, root=root, data=data)
+
+    def save(self, path: str | Path, *, overwrite: bool = False) -> TrainedRun:
+        """Copy this run's files to the run directory ``path``; returns the copy, loaded.
+
+        A folder that holds anything is refused unless ``overwrite`` (as for training).
+        """
+        target = RunDir(path)
+        target.check(overwrite=overwrite)
+        with target.claim(overwrite=overwrite):
+            for name in RUN_FILES:
+                if self.folder.file(name).is_file():
+                    target.copy_from(self.folder.file(name))
+        return TrainedRun(target.path, self.device, root=self._root, data=self._data)
+
+    @property
+    def metrics(self) -> dict[str, float]:
+        """U, S, H and T1 in percent, as in ``results.json``."""
+        return {m: self.results[m] for m in METRICS}
+
+    U = property(lambda self: self.results["U"], doc="Mean per-class accuracy, unseen (%).")
+    S = property(lambda self: self.results["S"], doc="Mean per-class accuracy, seen (%).")
+    H = property(lambda self: self.results["H"], doc="Harmonic mean of U and S (%).")
+    T1 = property(lambda self: self.results["T1"], doc="ZSL accuracy on unseen classes (%).")
 
     @property
     def synthetic_data(self) -> bool:
@@ -206,13 +235,7 @@ class TrainedRun:
     @cached_property
     def generator_(self) -> Any:
         """The run's fitted generator (``generator.pt``), loaded on first use."""
-        from gzsl.methods.base import Generator
-
-        path = self.run_dir / "generator.pt"
-        if not path.is_file():
-            raise GZSLError(f"{path} is missing, so this run cannot synthesise features. "
-                            "Fix: train the run again (classification still works)")
-        return Generator.load(path, self.device)
+        return self.folder.generator(self.device)
 
     def semantics(self) -> np.ndarray:
         """``(C, A)`` semantic vectors of all classes: stored with the run, else reloaded."""
