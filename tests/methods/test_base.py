@@ -28,15 +28,15 @@ def test_deterministic_algorithms_restores_previous_setting():
     assert torch.are_deterministic_algorithms_enabled() == before
 
 
-def test_generator_on_keeps_a_generator_of_the_device_and_derives_one_otherwise():
-    from gzsl.methods.base import generator_on
+def test_rng_on_keeps_a_generator_of_the_device_and_derives_one_otherwise():
+    from gzsl.methods.base import rng_on
 
     rng = torch.Generator().manual_seed(3)
-    assert generator_on(rng, torch.device("cpu")) is rng
-    assert generator_on(rng, "cpu") is rng
+    assert rng_on(rng, torch.device("cpu")) is rng
+    assert rng_on(rng, "cpu") is rng
     if torch.cuda.is_available():
         cuda = torch.Generator(device="cuda").manual_seed(3)
-        assert generator_on(cuda, torch.device("cuda")) is cuda
-        assert generator_on(cuda, torch.device("cuda:0")) is cuda
-        derived = generator_on(rng, torch.device("cuda"))
+        assert rng_on(cuda, torch.device("cuda")) is cuda
+        assert rng_on(cuda, torch.device("cuda:0")) is cuda
+        derived = rng_on(rng, torch.device("cuda"))
         assert derived is not rng and derived.device.type == "cuda"

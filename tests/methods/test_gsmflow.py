@@ -29,8 +29,8 @@ DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 def _fit(data: SeenData, seed: int = 0, schedule: CheckpointSchedule | None = None,
          **overrides: object) -> GSMFlow:
     model = GSMFlow(TINY, **overrides)
-    generator = torch.Generator(device=data.device).manual_seed(seed)
-    return model.fit(data, generator=generator, schedule=schedule)
+    rng = torch.Generator(device=data.device).manual_seed(seed)
+    return model.fit(data, rng=rng, schedule=schedule)
 
 
 def _record(every: int, stop_at: int | None = None) -> tuple[CheckpointSchedule, list]:
@@ -44,8 +44,8 @@ def _record(every: int, stop_at: int | None = None) -> tuple[CheckpointSchedule,
 
 
 def _samples(model: GSMFlow, data: SeenData, seed: int = 5, n: int = 7) -> torch.Tensor:
-    generator = torch.Generator(device=model.device).manual_seed(seed)
-    return model.sample(data.class_semantics[6:], n, generator=generator)
+    rng = torch.Generator(device=model.device).manual_seed(seed)
+    return model.sample(data.class_semantics[6:], n, rng=rng)
 
 
 def _same_state(a: GSMFlow, b: GSMFlow) -> bool:
@@ -111,7 +111,7 @@ def test_reported_nll_is_exact_without_perturbation_and_noisy_with_it(
             reported.append(checkpoint.losses["nll"])
             exact.append(_exact_nll(model, tiny_seen_data))
 
-        model.fit(tiny_seen_data, generator=torch.Generator().manual_seed(0),
+        model.fit(tiny_seen_data, rng=torch.Generator().manual_seed(0),
                   schedule=CheckpointSchedule(every=1, callback=callback))
         gaps = [abs(r - e) for r, e in zip(reported[1:], exact[:-1], strict=True)]
         assert len(gaps) == 3
@@ -270,12 +270,12 @@ def test_callback_stops_training_early_and_final_iteration_reports(
     total = model.total_iterations(len(tiny_seen_data.features))
     assert total == 5 * (180 // 64)
     schedule, checkpoints = _record(every=3, stop_at=3)
-    model.fit(tiny_seen_data, generator=torch.Generator().manual_seed(0), schedule=schedule)
+    model.fit(tiny_seen_data, rng=torch.Generator().manual_seed(0), schedule=schedule)
     assert [c.iteration for c in checkpoints] == [3] and model.iterations_ == 3
     assert checkpoints[0].epoch == pytest.approx(1.5)
 
     schedule, checkpoints = _record(every=4)
-    model.fit(tiny_seen_data, generator=torch.Generator().manual_seed(0),
+    model.fit(tiny_seen_data, rng=torch.Generator().manual_seed(0),
               schedule=dataclasses.replace(schedule, after=5))
     assert [c.iteration for c in checkpoints] == [8, total] and model.iterations_ == total
     assert checkpoints[-1].epoch == pytest.approx(5.0)
@@ -295,7 +295,7 @@ def test_small_training_set_uses_one_batch_of_everything(tiny_seen_data: SeenDat
     model = GSMFlow(TINY, batch_size=1000, epochs=3)
     assert model.total_iterations(180) == 3
     schedule, checkpoints = _record(every=1)
-    model.fit(tiny_seen_data, generator=torch.Generator().manual_seed(0), schedule=schedule)
+    model.fit(tiny_seen_data, rng=torch.Generator().manual_seed(0), schedule=schedule)
     assert [c.iteration for c in checkpoints] == [1, 2, 3]
 
 

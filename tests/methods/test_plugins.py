@@ -60,7 +60,7 @@ def test_the_documented_method_runs_everywhere(registry, monkeypatch, tmp_path,
             states.append(checkpoint.training_state())
             return checkpoint.iteration == stop_at
 
-        model.fit(tiny_seen_data, generator=torch.Generator().manual_seed(0),
+        model.fit(tiny_seen_data, rng=torch.Generator().manual_seed(0),
                   schedule=CheckpointSchedule(every=3, callback=callback), resume=resume)
         return model, states
 

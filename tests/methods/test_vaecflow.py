@@ -31,7 +31,7 @@ PRESETS = Path(__file__).resolve().parents[2] / "src/gzsl/experiments/presets/va
 
 def _fit(data: SeenData, seed: int = 0, iterations: int = 150, schedule=None, **overrides):
     model = VAECFlow(**{**TINY, "iterations": iterations, **overrides})
-    return model.fit(data, generator=torch.Generator().manual_seed(seed), schedule=schedule)
+    return model.fit(data, rng=torch.Generator().manual_seed(seed), schedule=schedule)
 
 
 def _collect(every: int, stop_at: int | None = None):
@@ -141,7 +141,7 @@ def test_checkpoints_follow_the_schedule_and_stop_on_request(tiny_seen_data: See
 def test_samples_shape_dtype_device_and_class_major_order(tiny_seen_data: SeenData) -> None:
     model = _fit(tiny_seen_data, iterations=20, synthesis_chunk=7)
     unseen = tiny_seen_data.class_semantics[6:]
-    samples = model.sample(unseen, 20, generator=torch.Generator().manual_seed(0))
+    samples = model.sample(unseen, 20, rng=torch.Generator().manual_seed(0))
     assert samples.shape == (40, 8) and samples.dtype == torch.float32
     assert samples.device == tiny_seen_data.device and torch.isfinite(samples).all()
     # At T = 0 every sample of class k is f^-1(mu(a_k)): rows come in class-major blocks.
@@ -157,7 +157,7 @@ def test_same_seed_same_model_and_samples(tiny_seen_data: SeenData) -> None:
 
     def run(seed: int) -> torch.Tensor:
         return _fit(tiny_seen_data, seed=seed, iterations=20).sample(
-            semantics, 10, generator=torch.Generator().manual_seed(5))
+            semantics, 10, rng=torch.Generator().manual_seed(5))
 
     assert torch.equal(run(0), run(0))
     assert not torch.equal(run(0), run(1))
@@ -172,7 +172,7 @@ def test_save_load_round_trip(tiny_seen_data: SeenData, tmp_path: Path) -> None:
     assert torch.equal(torch.random.get_rng_state(), rng_state)
     assert isinstance(loaded, VAECFlow) and loaded.flow_.is_initialised
     semantics = tiny_seen_data.class_semantics[6:]
-    draw = lambda m: m.sample(semantics, 15, generator=torch.Generator().manual_seed(9))  # noqa: E731
+    draw = lambda m: m.sample(semantics, 15, rng=torch.Generator().manual_seed(9))  # noqa: E731
     assert torch.equal(draw(model), draw(loaded))
     new_features = 3 * tiny_seen_data.features[:10]
     with torch.no_grad():
@@ -186,7 +186,7 @@ def test_temperature_scales_the_latent_variance_as_eq_11(tiny_seen_data: SeenDat
     ratios = {}
     for temperature in (0.25, 1.0):
         samples = model.sample(semantics, 6000, temperature=temperature,
-                               generator=torch.Generator().manual_seed(1))
+                               rng=torch.Generator().manual_seed(1))
         with torch.no_grad():
             latent, _ = model.flow_(samples)
         ratios[temperature] = float((latent.var(dim=0) / sigma[0] ** 2).mean())
@@ -242,9 +242,9 @@ def test_rectify_returns_the_positive_part_of_the_same_samples(
         model.state_dict())
     semantics = tiny_seen_data.class_semantics[6:]
     raw = model.sample(semantics, 200, temperature=4.0,
-                       generator=torch.Generator().manual_seed(3))
+                       rng=torch.Generator().manual_seed(3))
     rectified = rectifying.sample(semantics, 200, temperature=4.0,
-                                  generator=torch.Generator().manual_seed(3))
+                                  rng=torch.Generator().manual_seed(3))
     assert (raw < 0).any()
     torch.testing.assert_close(rectified, raw.clamp_min(0), rtol=0, atol=0)
     assert (rectified == 0).any() and (rectified >= 0).all()

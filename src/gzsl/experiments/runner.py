@@ -190,7 +190,7 @@ class Experiment:
                   n_synthetic: int, **keep: Any) -> Evaluation:
         return evaluate_generator(
             model, task, n_synthetic=n_synthetic, settings=self.classifier_settings,
-            generator=generator, gammas=self.gammas,
+            rng=generator, gammas=self.gammas,
             classifier=self.config.evaluation.classifier,
             zsl=self.config.evaluation.zsl_classifier, **keep)
 
@@ -266,7 +266,7 @@ class Experiment:
         schedule = CheckpointSchedule(every=evaluation.checkpoint_every, callback=callback,
                                       at=at)
         resuming = {} if resume is None else {"resume": resume}  # methods that cannot resume
-        phase.model.fit(phase.task.seen_data(), generator=generator, schedule=schedule,
+        phase.model.fit(phase.task.seen_data(), rng=generator, schedule=schedule,
                         **resuming)
 
     def _resume_phase(self, phase: _Phase, generator: torch.Generator

@@ -133,19 +133,19 @@ class Generator:
         config = config if config is not None else self.Config()
         self.config = dataclasses.replace(config, **overrides) if overrides else config
 
-    def fit(self, data: SeenData, *, generator: torch.Generator,
+    def fit(self, data: SeenData, *, rng: torch.Generator,
             schedule: CheckpointSchedule | None = None,
             resume: dict[str, Any] | None = None) -> Generator:
         """Learn from seen classes on ``data.device``; returns self.
 
         ``resume`` is a :meth:`Checkpoint.training_state` of an earlier fit with the same
-        config and data: training continues right after that checkpoint, with ``generator``
+        config and data: training continues right after that checkpoint, with ``rng``
         set to the state it had there, so the outcome equals the uninterrupted fit's.
         """
         raise NotImplementedError
 
     def sample(self, semantics: Tensor, n_per_class: int, *,
-               generator: torch.Generator | None = None) -> Tensor:
+               rng: torch.Generator | None = None) -> Tensor:
         """``(K * n_per_class, D)`` features for ``K`` semantic vectors, class-major order."""
         raise NotImplementedError
 
@@ -273,14 +273,14 @@ def get_method(name: str) -> type[Generator]:
 
 
 @contextlib.contextmanager
-def seeded_init(generator: torch.Generator) -> Iterator[None]:
-    """Make module construction inside the block deterministic given ``generator``.
+def seeded_init(rng: torch.Generator) -> Iterator[None]:
+    """Make module construction inside the block deterministic given ``rng``.
 
     ``nn.Module`` initialisers draw from the global RNG; this forks it, seeds it from
-    ``generator`` and restores it afterwards, so a method's weights depend only on the
+    ``rng`` and restores it afterwards, so a method's weights depend only on the
     generator it was given.
     """
-    seed = int(torch.randint(0, 2**62, (1,), generator=generator, device=generator.device))
+    seed = int(torch.randint(0, 2**62, (1,), generator=rng, device=rng.device))
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         yield
@@ -346,15 +346,15 @@ def cpu_copy(value: Any) -> Any:
     return value
 
 
-def generator_on(generator: torch.Generator, device: torch.device) -> torch.Generator:
-    """``generator`` if it lives on ``device``, else a generator there seeded from it.
+def rng_on(rng: torch.Generator, device: torch.device) -> torch.Generator:
+    """``rng`` if it lives on ``device``, else a generator there seeded from it.
 
     ``cuda`` and ``cuda:0`` count as one device (an unindexed device is the current one).
     """
-    have, want = torch.device(generator.device), torch.device(device)
+    have, want = torch.device(rng.device), torch.device(device)
     if have.type == want.type and None in (have.index, want.index) or have == want:
-        return generator
-    seed = int(torch.randint(0, 2**62, (1,), generator=generator, device=generator.device))
+        return rng
+    seed = int(torch.randint(0, 2**62, (1,), generator=rng, device=rng.device))
     return torch.Generator(device=device).manual_seed(seed)
 
 

@@ -40,11 +40,11 @@ class GaussianBaseline(Generator):
     name = "gaussian"
     Config = GaussianConfig
 
-    def fit(self, data: SeenData, *, generator: torch.Generator,
+    def fit(self, data: SeenData, *, rng: torch.Generator,
             schedule: CheckpointSchedule | None = None,
             resume: dict[str, Any] | None = None) -> GaussianBaseline:
         if resume is not None:  # its only checkpoint is the end of training
-            self._resume_model(resume, generator, data.device)
+            self._resume_model(resume, rng, data.device)
             return self
         seen = data.seen_classes
         index = torch.searchsorted(seen, data.labels)
@@ -59,7 +59,7 @@ class GaussianBaseline(Generator):
         if schedule is not None and schedule.callback is not None:
             fitted = self._predict(semantics)
             mse = float(((fitted[:, : self.feature_dim_] - means) ** 2).mean())
-            snapshot = functools.partial(self._training_state, generator, {}, iteration=1)
+            snapshot = functools.partial(self._training_state, rng, {}, iteration=1)
             schedule.callback(Checkpoint(iteration=1, epoch=1.0, losses={"mean_mse": mse},
                                          snapshot=snapshot))
         return self
@@ -72,12 +72,12 @@ class GaussianBaseline(Generator):
         return torch.cat([semantics, ones], dim=1) @ self.weights_
 
     def sample(self, semantics: Tensor, n_per_class: int, *,
-               generator: torch.Generator | None = None) -> Tensor:
+               rng: torch.Generator | None = None) -> Tensor:
         params = self._predict(semantics.to(self.weights_.device))
         mean, log_var = params[:, : self.feature_dim_], params[:, self.feature_dim_:]
         std = (log_var.exp() * self.config.variance_scale).sqrt()
         noise = torch.randn(len(semantics), n_per_class, self.feature_dim_,
-                            generator=generator, device=self.weights_.device)
+                            generator=rng, device=self.weights_.device)
         return (mean.unsqueeze(1) + std.unsqueeze(1) * noise).reshape(-1, self.feature_dim_)
 
     @property

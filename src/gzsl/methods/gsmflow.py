@@ -30,8 +30,8 @@ from gzsl.methods.base import (
     CheckpointSchedule,
     Generator,
     SeenData,
-    generator_on,
     register,
+    rng_on,
     seeded_init,
     show_progress,
 )
@@ -180,14 +180,14 @@ class GSMFlow(Generator):
     def total_iterations(self, n_train: int) -> int:
         return self.config.epochs * _steps_per_epoch(n_train, self.config.batch_size)
 
-    def fit(self, data: SeenData, *, generator: torch.Generator,
+    def fit(self, data: SeenData, *, rng: torch.Generator,
             schedule: CheckpointSchedule | None = None,
             resume: dict[str, Any] | None = None) -> GSMFlow:
         """Train flow and semantic module on ``data.device`` (Algorithm: Eq. 8-18)."""
         config = self.config
         device = data.device
         _check_data(data)
-        generator = generator_on(generator, device)
+        rng = rng_on(rng, device)
         features = data.features
         n_train, feature_dim = features.shape
         seen_semantics = data.class_semantics[data.seen_classes]
@@ -196,12 +196,12 @@ class GSMFlow(Generator):
         if resume is None:
             pool = seen_semantics if config.anchors == "seen" else data.class_semantics
             anchors = pool[semantic_anchors(pool)] if config.use_relative_positioning else None
-            with seeded_init(generator):
+            with seeded_init(rng):
                 self._build(feature_dim, data.semantic_dim, anchors)
             self._to(device)
             loop: dict[str, Any] = {"epoch": 0, "step": 0, "iteration": 0, "order": None}
         else:
-            loop = self._resume_model(resume, generator, device)
+            loop = self._resume_model(resume, rng, device)
         parameters = [p for module in self._modules_() for p in module.parameters()]
         optimizer = torch.optim.Adam(parameters, lr=config.lr, betas=tuple(config.betas),
                                      weight_decay=config.weight_decay)
@@ -225,13 +225,13 @@ class GSMFlow(Generator):
                   leave=False) as bar:
             for epoch in range(int(loop["epoch"]), config.epochs):
                 if order is None:
-                    order = torch.randperm(n_train, generator=generator, device=device)
+                    order = torch.randperm(n_train, generator=rng, device=device)
                 first = int(loop["step"]) if epoch == loop["epoch"] else 0
                 for step in range(first, steps_per_epoch):
                     rows = order[step * batch_size:(step + 1) * batch_size]
                     x = features[rows]
                     if config.use_perturbation and config.perturbation > 0:
-                        x = x + config.perturbation * self._perturbation(x, generator)
+                        x = x + config.perturbation * self._perturbation(x, rng)
                     global_seen = self._condition(seen_semantics)
                     z, log_det = self.flow_(x, global_seen[label_index[rows]])
                     nll = z.pow(2).mean() / 2 - log_det.mean() / feature_dim  # Eq. 3-4 per dim
@@ -252,7 +252,7 @@ class GSMFlow(Generator):
                     if schedule is not None and schedule.callback is not None and (
                             schedule.due(iteration) or iteration == total):
                         snapshot = functools.partial(
-                            self._training_state, generator, optimisers, epoch=epoch,
+                            self._training_state, rng, optimisers, epoch=epoch,
                             step=step + 1, iteration=iteration, order=order)
                         checkpoint = Checkpoint(iteration, iteration / steps_per_epoch,
                                                 sums.means(), snapshot=snapshot)
@@ -267,12 +267,12 @@ class GSMFlow(Generator):
         self._set_training(False)
         return self
 
-    def _perturbation(self, x: Tensor, generator: torch.Generator) -> Tensor:
+    def _perturbation(self, x: Tensor, rng: torch.Generator) -> Tensor:
         """``e * m`` of Eq. 8-10: Gaussian noise with a per-dimension keep-mask."""
-        noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+        noise = torch.randn(x.shape, generator=rng, device=x.device, dtype=x.dtype)
         dropout = self.config.perturbation_dropout
         if dropout > 0:
-            keep = torch.rand(x.shape[1], generator=generator, device=x.device) >= dropout
+            keep = torch.rand(x.shape[1], generator=rng, device=x.device) >= dropout
             noise = noise * keep
         return noise
 
@@ -286,12 +286,12 @@ class GSMFlow(Generator):
             self._set_training(True)
 
     def sample(self, semantics: Tensor, n_per_class: int, *,
-               generator: torch.Generator | None = None) -> Tensor:
+               rng: torch.Generator | None = None) -> Tensor:
         """``x = g(z; a_g(c))`` (Eq. 19), ``z ~ N(0, temperature^2 I)``; class-major rows."""
         self._check_fitted()
         device = self.device
-        if generator is not None:
-            generator = generator_on(generator, device)
+        if rng is not None:
+            rng = rng_on(rng, device)
         semantics = semantics.to(device=device, dtype=torch.float32)
         total = len(semantics) * n_per_class
         output = torch.empty(total, self.feature_dim_, device=device)
@@ -300,7 +300,7 @@ class GSMFlow(Generator):
             for start in range(0, total, self.config.synthesis_chunk):
                 stop = min(start + self.config.synthesis_chunk, total)
                 classes = torch.arange(start, stop, device=device) // n_per_class
-                z = torch.randn(stop - start, self.feature_dim_, generator=generator,
+                z = torch.randn(stop - start, self.feature_dim_, generator=rng,
                                 device=device)
                 if self.config.temperature != 1.0:
                     z = z * self.config.temperature
