@@ -25,7 +25,6 @@ weight-averaged networks.
 
 from __future__ import annotations
 
-import functools
 import math
 import warnings
 from collections.abc import Callable
@@ -36,17 +35,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.func import functional_call
-from tqdm import tqdm
 
 from gzsl.data.errors import GZSLError, check_choice
 from gzsl.methods.base import (
-    Checkpoint,
     CheckpointSchedule,
     Generator,
     SeenData,
     register,
     seeded_init,
-    show_progress,
 )
 from gzsl.nn.modulation import (
     OUTPUT_ACTIVATIONS,
@@ -541,46 +537,33 @@ class AMAZ(Generator):
             with seeded_init(rng):
                 self.networks_ = AMAZNetworks(config, data.feature_dim, data.semantic_dim,
                                               n_seen)
-            self.networks_.to(device)
-            self.networks_.train()
+            self._to(device)
+            self._set_training(True)
             self._pretrain_auxiliaries(draw, rng)
             self.average_ = (_synthesis_state(self.networks_) if config.weight_average
                              else None)
             first = 1
         else:
             first = int(self._resume_model(resume, rng, device)["iteration"]) + 1
-            self.networks_.train()
+            self._set_training(True)
         step, optimisers = self._outer_step(rng)
         if resume is not None:
             self._resume_optimisers(resume, optimisers)
 
         total = self.total_iterations(len(data.features))
         rows = config.tasks_per_batch * self.n_way_ * (config.support_shots + config.query_shots)
-        sums = torch.zeros(len(LOSS_NAMES), device=device)
-        since = 0
-        callback = schedule.callback if schedule is not None else None
-        show = show_progress(config.progress)
-        with tqdm(total=total, initial=first - 1, disable=not show, desc="AMAZ") as bar:
+        with self._training_log(schedule, total=total, loss_names=LOSS_NAMES, device=device,
+                                rng=rng, optimisers=optimisers, start=first - 1,
+                                epoch=lambda i: i * rows / len(data.features),
+                                progress=config.progress) as log:
             for iteration in range(first, total + 1):
                 extra = [draw() for _ in range(config.critic_steps - 1)]
-                sums += step(*draw(), extra)
+                losses = step(*draw(), extra)
                 if self.average_ is not None:
                     _update_average(self.average_, self.networks_, config.weight_average)
-                since += 1
-                bar.update()
-                if callback is not None and (schedule.due(iteration) or iteration == total):
-                    means = (sums / since).tolist()
-                    sums.zero_()
-                    since = 0
-                    snapshot = functools.partial(self._training_state, rng, optimisers,
-                                                 iteration=iteration)
-                    stop = callback(Checkpoint(iteration=iteration,
-                                               epoch=iteration * rows / len(data.features),
-                                               losses=dict(zip(LOSS_NAMES, means, strict=True)),
-                                               snapshot=snapshot))
-                    if stop:
-                        break
-        self.networks_.eval()
+                if log.step(iteration, losses, iteration=iteration):
+                    break
+        self._set_training(False)
         return self
 
     def _pretrain_auxiliaries(self, draw: Callable[[], tuple[Episode, Episode]],
@@ -686,9 +669,7 @@ class AMAZ(Generator):
         if total == 0:
             return out
         weights = networks.state_dict() if self.average_ is None else self.average_
-        was_training = networks.training
-        networks.eval()
-        try:
+        with self._eval_mode():
             modulation = networks.call("modulation", weights, semantics.unsqueeze(1))
             for start in range(0, total, self.config.sample_batch):
                 stop = min(start + self.config.sample_batch, total)
@@ -698,8 +679,6 @@ class AMAZ(Generator):
                 out[start:stop] = networks.call(
                     "generator", weights, noise, semantics[rows],
                     [(w[rows], b[rows]) for w, b in modulation])
-        finally:
-            networks.train(was_training)
         return out
 
     @torch.no_grad()
@@ -718,22 +697,14 @@ class AMAZ(Generator):
                 raise GZSLError(f"instance_weights: {len(features)} features cannot be split "
                                 f"class-major over {len(semantics)} semantic rows")
             semantics = semantics.repeat_interleave(len(features) // len(semantics), dim=0)
-        was_training = networks.training
-        networks.eval()
-        try:
+        with self._eval_mode():
             weights = torch.empty(len(features), device=device)
             for start in range(0, len(features), self.config.sample_batch):
                 stop = start + self.config.sample_batch
                 reconstructed = networks.attribute_discriminator(features[start:stop])
                 weights[start:stop] = F.cosine_similarity(semantics[start:stop], reconstructed,
                                                           dim=1)
-        finally:
-            networks.train(was_training)
         return weights
-
-    @property
-    def device(self) -> torch.device:
-        return next(self.networks_.parameters()).device
 
     def state_dict(self) -> dict[str, Any]:
         networks = self.networks_

@@ -8,14 +8,13 @@ yardstick every learned generator must beat under the same classifier and protoc
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import Tensor
 
-from gzsl.methods.base import Checkpoint, CheckpointSchedule, Generator, SeenData, register
+from gzsl.methods.base import CheckpointSchedule, Generator, SeenData, register
 
 
 @dataclass(frozen=True)
@@ -56,12 +55,13 @@ class GaussianBaseline(Generator):
         targets = torch.cat([means, variances.log()], dim=1)
         self.weights_ = _ridge(semantics, targets, self.config.ridge)
         self.feature_dim_ = data.feature_dim
-        if schedule is not None and schedule.callback is not None:
-            fitted = self._predict(semantics)
-            mse = float(((fitted[:, : self.feature_dim_] - means) ** 2).mean())
-            snapshot = functools.partial(self._training_state, rng, {}, iteration=1)
-            schedule.callback(Checkpoint(iteration=1, epoch=1.0, losses={"mean_mse": mse},
-                                         snapshot=snapshot))
+        with self._training_log(schedule, total=1, loss_names=("mean_mse",),
+                                device=data.device, rng=rng, optimisers={},
+                                epoch=float) as log:
+            if log.due(1):  # the fit's only checkpoint: how well the means are regressed
+                fitted = self._predict(semantics)
+                mse = ((fitted[:, : self.feature_dim_] - means) ** 2).mean()
+                log.step(1, mse.reshape(1), iteration=1)
         return self
 
     def total_iterations(self, n_train: int) -> int:
@@ -79,10 +79,6 @@ class GaussianBaseline(Generator):
         noise = torch.randn(len(semantics), n_per_class, self.feature_dim_,
                             generator=rng, device=self.weights_.device)
         return (mean.unsqueeze(1) + std.unsqueeze(1) * noise).reshape(-1, self.feature_dim_)
-
-    @property
-    def device(self) -> torch.device:
-        return self.weights_.device
 
     def state_dict(self) -> dict[str, Any]:
         return {"weights": self.weights_, "feature_dim": self.feature_dim_}

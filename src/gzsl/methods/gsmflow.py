@@ -13,27 +13,20 @@ The global semantic vector comes from relative positioning against three anchor 
 
 from __future__ import annotations
 
-import contextlib
-import functools
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from tqdm.auto import tqdm
 
 from gzsl.data.errors import GZSLError
 from gzsl.methods.base import (
-    Checkpoint,
     CheckpointSchedule,
     Generator,
     SeenData,
     register,
-    rng_on,
     seeded_init,
-    show_progress,
 )
 from gzsl.nn.coupling import ConditionalFlow
 
@@ -187,7 +180,6 @@ class GSMFlow(Generator):
         config = self.config
         device = data.device
         _check_data(data)
-        rng = rng_on(rng, device)
         features = data.features
         n_train, feature_dim = features.shape
         seen_semantics = data.class_semantics[data.seen_classes]
@@ -202,7 +194,8 @@ class GSMFlow(Generator):
             loop: dict[str, Any] = {"epoch": 0, "step": 0, "iteration": 0, "order": None}
         else:
             loop = self._resume_model(resume, rng, device)
-        parameters = [p for module in self._modules_() for p in module.parameters()]
+        parameters = [*self.flow_.parameters(), *([] if self.relative_positioning_ is None
+                                                  else self.relative_positioning_.parameters())]
         optimizer = torch.optim.Adam(parameters, lr=config.lr, betas=tuple(config.betas),
                                      weight_decay=config.weight_decay)
         lr_schedule = torch.optim.lr_scheduler.StepLR(
@@ -215,14 +208,15 @@ class GSMFlow(Generator):
         steps_per_epoch = _steps_per_epoch(n_train, config.batch_size)
         total = config.epochs * steps_per_epoch
         latent_zero = torch.zeros(len(seen_semantics), feature_dim, device=device)
-        sums = _LossSums(device, with_prototype=config.use_prototype_loss)
+        names = ("nll", "prototype", "total") if config.use_prototype_loss else ("nll", "total")
         iteration, stop = int(loop["iteration"]), False
         order = None if loop["order"] is None else loop["order"].to(device)
         self.iterations_ = iteration
         self._set_training(True)
-        show = show_progress(config.progress)
-        with tqdm(total=total, initial=iteration, disable=not show, desc="gsmflow",
-                  leave=False) as bar:
+        with self._training_log(schedule, total=total, loss_names=names, device=device,
+                                rng=rng, optimisers=optimisers, start=iteration,
+                                epoch=lambda i: i / steps_per_epoch,
+                                progress=config.progress) as log:
             for epoch in range(int(loop["epoch"]), config.epochs):
                 if order is None:
                     order = torch.randperm(n_train, generator=rng, device=device)
@@ -235,31 +229,23 @@ class GSMFlow(Generator):
                     global_seen = self._condition(seen_semantics)
                     z, log_det = self.flow_(x, global_seen[label_index[rows]])
                     nll = z.pow(2).mean() / 2 - log_det.mean() / feature_dim  # Eq. 3-4 per dim
+                    terms = [nll]
                     loss = nll
-                    prototype = None
                     if config.use_prototype_loss:
                         # Eq. 13/17: semantic module frozen for this term (reference code).
                         mean_samples = self.flow_.inverse(latent_zero, global_seen.detach())
                         prototype = F.mse_loss(mean_samples, prototypes)
                         loss = loss + config.prototype_weight * prototype
+                        terms.append(prototype)
                     optimizer.zero_grad(set_to_none=True)
                     loss.backward()
                     optimizer.step()
                     iteration += 1
                     self.iterations_ = iteration
-                    sums.add(nll, prototype, loss)
-                    bar.update()
-                    if schedule is not None and schedule.callback is not None and (
-                            schedule.due(iteration) or iteration == total):
-                        snapshot = functools.partial(
-                            self._training_state, rng, optimisers, epoch=epoch,
-                            step=step + 1, iteration=iteration, order=order)
-                        checkpoint = Checkpoint(iteration, iteration / steps_per_epoch,
-                                                sums.means(), snapshot=snapshot)
-                        sums.reset()
-                        stop = bool(self._call_back(schedule, checkpoint))
-                        if stop:
-                            break
+                    stop = log.step(iteration, torch.stack([*terms, loss]), epoch=epoch,
+                                    step=step + 1, iteration=iteration, order=order)
+                    if stop:
+                        break
                 if stop:
                     break
                 order = None
@@ -276,22 +262,10 @@ class GSMFlow(Generator):
             noise = noise * keep
         return noise
 
-    def _call_back(self, schedule: CheckpointSchedule, checkpoint: Checkpoint) -> bool | None:
-        """Eval mode while the experiment layer evaluates; autograd stays on for its classifier."""
-        assert schedule.callback is not None
-        self._set_training(False)
-        try:
-            return schedule.callback(checkpoint)
-        finally:
-            self._set_training(True)
-
     def sample(self, semantics: Tensor, n_per_class: int, *,
                rng: torch.Generator | None = None) -> Tensor:
         """``x = g(z; a_g(c))`` (Eq. 19), ``z ~ N(0, temperature^2 I)``; class-major rows."""
-        self._check_fitted()
         device = self.device
-        if rng is not None:
-            rng = rng_on(rng, device)
         semantics = semantics.to(device=device, dtype=torch.float32)
         total = len(semantics) * n_per_class
         output = torch.empty(total, self.feature_dim_, device=device)
@@ -309,17 +283,11 @@ class GSMFlow(Generator):
 
     def global_semantics(self, semantics: Tensor) -> Tensor:
         """The flow's condition for ``semantics`` rows: ``a_g`` (Eq. 16), or ``a`` without RP."""
-        self._check_fitted()
+        self.check_is_fitted()
         with self._evaluating():
             return self._condition(semantics.to(device=self.device, dtype=torch.float32))
 
-    @property
-    def device(self) -> torch.device:
-        self._check_fitted()
-        return next(self.flow_.parameters()).device
-
     def state_dict(self) -> dict[str, Any]:
-        self._check_fitted()
         positioning = self.relative_positioning_
         return {
             "architecture": dict(self.architecture_),
@@ -374,58 +342,6 @@ class GSMFlow(Generator):
         if self.relative_positioning_ is None:
             return semantics
         return self.relative_positioning_(semantics)
-
-    def _modules_(self) -> list[nn.Module]:
-        modules: list[nn.Module] = [self.flow_]
-        if self.relative_positioning_ is not None:
-            modules.append(self.relative_positioning_)
-        return modules
-
-    def _to(self, device: torch.device) -> None:
-        for module in self._modules_():
-            module.to(device)
-
-    def _set_training(self, mode: bool) -> None:
-        for module in self._modules_():
-            module.train(mode)
-
-    @contextlib.contextmanager
-    def _evaluating(self) -> Iterator[None]:
-        """Eval mode and no autograd for sampling; restores the previous mode afterwards."""
-        was_training = self.flow_.training
-        self._set_training(False)
-        try:
-            with torch.no_grad():
-                yield
-        finally:
-            self._set_training(was_training)
-
-    def _check_fitted(self) -> None:
-        if not hasattr(self, "flow_"):
-            raise GZSLError("GSMFlow is not fitted: call fit() first, or Generator.load() a "
-                            "saved model")
-
-
-class _LossSums:
-    """Running sums of the loss terms on the device; read (one sync) only at checkpoints."""
-
-    def __init__(self, device: torch.device, *, with_prototype: bool) -> None:
-        self.names = ["nll", "prototype", "total"] if with_prototype else ["nll", "total"]
-        self.device = device
-        self.reset()
-
-    def reset(self) -> None:
-        self.sums = torch.zeros(len(self.names), device=self.device)
-        self.count = 0
-
-    def add(self, nll: Tensor, prototype: Tensor | None, total: Tensor) -> None:
-        terms = [nll, total] if prototype is None else [nll, prototype, total]
-        self.sums = self.sums + torch.stack(terms).detach()
-        self.count += 1
-
-    def means(self) -> dict[str, float]:
-        values = (self.sums / max(self.count, 1)).tolist()
-        return dict(zip(self.names, values, strict=True))
 
 
 def _steps_per_epoch(n_train: int, batch_size: int) -> int:

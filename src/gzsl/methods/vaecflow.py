@@ -33,7 +33,6 @@ zeros like the real ones.
 
 from __future__ import annotations
 
-import functools
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -41,18 +40,14 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from tqdm import tqdm
 
 from gzsl.data.errors import GZSLError, check_choice
 from gzsl.methods.base import (
-    Checkpoint,
     CheckpointSchedule,
     Generator,
     SeenData,
     register,
-    rng_on,
     seeded_init,
-    show_progress,
 )
 from gzsl.nn.additive import AdditiveFlow
 
@@ -228,7 +223,6 @@ class VAECFlow(Generator):
         """Train flow, VAE and latent classifier jointly on seen classes (Algorithm 1)."""
         config = self.config
         device = data.device
-        rng = rng_on(rng, device)
         n_train = len(data.features)
         if resume is None:
             shuffle_seed = int(torch.randint(0, 2**31 - 1, (1,), generator=rng,
@@ -254,13 +248,11 @@ class VAECFlow(Generator):
             self._resume_optimisers(resume, optimisers)
         batch_size = min(config.batch_size, n_train)
         total = self.total_iterations(n_train)
-        callback = schedule.callback if schedule is not None else None
-        loss_sums = torch.zeros(len(LOSS_NAMES), device=device)
-        steps_since_checkpoint = 0
         cursor = int(loop["cursor"])
-        show = show_progress(config.progress)
-        with tqdm(total=total, initial=int(loop["iteration"]), disable=not show,
-                  desc="vaecflow") as bar:
+        with self._training_log(schedule, total=total, loss_names=LOSS_NAMES, device=device,
+                                rng=rng, optimisers=optimisers, start=int(loop["iteration"]),
+                                epoch=lambda i: i * batch_size / n_train,
+                                progress=config.progress) as log:
             for iteration in range(int(loop["iteration"]) + 1, total + 1):
                 if cursor + batch_size > n_train:
                     order = torch.randperm(n_train, generator=rng, device=device)
@@ -278,22 +270,9 @@ class VAECFlow(Generator):
                 optimizer.zero_grad(set_to_none=True)
                 losses["total"].backward()
                 optimizer.step()
-                loss_sums += torch.stack([losses[name].detach() for name in LOSS_NAMES])
-                steps_since_checkpoint += 1
-                bar.update(1)
-                at_checkpoint = schedule is not None and schedule.due(iteration)
-                if callback is not None and (at_checkpoint or iteration == total):
-                    means = (loss_sums / steps_since_checkpoint).tolist()
-                    snapshot = functools.partial(
-                        self._training_state, rng, optimisers, iteration=iteration,
-                        cursor=cursor, order=order)
-                    checkpoint = Checkpoint(iteration, iteration * batch_size / n_train,
-                                            dict(zip(LOSS_NAMES, means, strict=True)),
-                                            snapshot=snapshot)
-                    loss_sums.zero_()
-                    steps_since_checkpoint = 0
-                    if callback(checkpoint):
-                        break
+                if log.step(iteration, torch.stack([losses[name] for name in LOSS_NAMES]),
+                            iteration=iteration, cursor=cursor, order=order):
+                    break
         return self
 
     def total_iterations(self, n_train: int) -> int:
@@ -313,8 +292,6 @@ class VAECFlow(Generator):
         if temperature < 0:
             raise GZSLError(f"temperature must be >= 0, got {temperature}")
         device = self.device
-        if rng is not None:
-            rng = rng_on(rng, device)
         semantics = semantics.to(device=device, dtype=torch.float32)
         mean, log_sigma = self.vae_.encode(semantics)
         std = log_sigma.exp() * math.sqrt(temperature)
@@ -335,10 +312,6 @@ class VAECFlow(Generator):
         """``(mu(a), sigma(a))`` of the flow latent's conditional prior for each row."""
         mean, log_sigma = self.vae_.encode(semantics.to(device=self.device, dtype=torch.float32))
         return mean, log_sigma.exp()
-
-    @property
-    def device(self) -> torch.device:
-        return self.classifier_.weight.device
 
     def state_dict(self) -> dict[str, Any]:
         return {
@@ -377,7 +350,3 @@ class VAECFlow(Generator):
         else:
             with seeded_init(rng):
                 build()
-
-    def _to(self, device: torch.device) -> None:
-        for module in (self.flow_, self.vae_, self.classifier_):
-            module.to(device)
