@@ -297,11 +297,13 @@ class Generator:
 
     @staticmethod
     def load(path: str | Path, device: torch.device | str = "cpu") -> Generator:
-        """Rebuild a fitted generator saved by :meth:`save`, on ``device``."""
+        """Rebuild a fitted generator saved by :meth:`save`, on ``device``; the global
+        random state is left as it was."""
         blob = torch.load(Path(path), map_location="cpu", weights_only=True)
         cls = get_method(blob["method"])
         model = cls(config_from_dict(cls.Config, blob["config"]))
-        return model.load_state_dict(blob["state"], device=device)
+        with torch.random.fork_rng(devices=[]):  # rebuilding modules must not move it
+            return model.load_state_dict(blob["state"], device=device)
 
 
 class TrainingLog:
