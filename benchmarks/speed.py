@@ -114,7 +114,7 @@ def main() -> None:
         return last
 
     schedule = CheckpointSchedule(every=1, after=args.warmup, callback=timer)
-    method.fit(task.seen_data(), generator=make_generator(0, device), schedule=schedule)
+    method.fit(task.seen_data(), rng=make_generator(0, device), schedule=schedule)
     steps = len(times) - 1
     report["train_iterations_per_second"] = steps / (times[-1] - times[0]) if steps > 0 else None
     report["total_iterations_of_preset"] = method.total_iterations(args.n_train)
@@ -123,7 +123,7 @@ def main() -> None:
     generator = make_generator(1, device)
     synchronize(device)
     start = time.perf_counter()
-    synthetic = method.sample(task.semantics[task.unseen_classes], n, generator=generator)
+    synthetic = method.sample(task.semantics[task.unseen_classes], n, rng=generator)
     synchronize(device)
     elapsed = time.perf_counter() - start
     report["synthesis"] = {"features": len(synthetic), "seconds": elapsed,
@@ -137,7 +137,7 @@ def main() -> None:
     synchronize(device)
     start = time.perf_counter()
     SoftmaxClassifier(task.classes, features.shape[1], settings).fit(
-        features, labels, generator=generator)
+        features, labels, rng=generator)
     synchronize(device)
     report["classifier"] = {"samples": len(features), "epochs": settings.epochs,
                             "seconds": time.perf_counter() - start}

@@ -149,3 +149,39 @@ def _flatten(value, prefix: str = "") -> dict:
         return {k: v for i, item in enumerate(value)
                 for k, v in _flatten(item, f"{prefix}/{i}").items()}
     return {prefix: value}
+
+
+ADDING_A_METHOD = Path(__file__).resolve().parents[1] / "docs" / "adding-a-method.md"
+DOCUMENTED_MARKER = ("<!-- tested: tests/methods/test_plugins.py::"
+                     "test_the_documented_method_runs_everywhere -->")
+
+
+@pytest.fixture
+def registry():
+    """Restore the method registry and the plugin cache after a test that changes them."""
+    from gzsl.methods import base
+
+    saved = dict(base._REGISTRY)
+    base._load_plugins.cache_clear()
+    yield base._REGISTRY
+    base._REGISTRY.clear()
+    base._REGISTRY.update(saved)
+    base._load_plugins.cache_clear()
+
+
+def load_documented_method(monkeypatch):
+    """docs/adding-a-method.md's first code block, run as a module of its own (as a user's
+    file would be); returns its method class (registered: use with ``registry``)."""
+    import re
+    import sys
+    import types
+
+    page = ADDING_A_METHOD.read_text()
+    assert DOCUMENTED_MARKER in page
+    code = re.search(r"```python\n(.*?)```", page.split(DOCUMENTED_MARKER, 1)[1], flags=re.S)
+    assert code is not None
+    module = types.ModuleType("documented_method")
+    monkeypatch.setitem(sys.modules, module.__name__, module)
+    exec(compile(code.group(1), str(ADDING_A_METHOD), "exec", dont_inherit=True),
+         module.__dict__)
+    return module.LinearMean

@@ -37,7 +37,7 @@ def _expected(run_dir: Path, n: int, ks: tuple[int, ...], metric: str, seed: int
     unseen = np.unique(final.test_unseen_labels)
     semantics = torch.as_tensor(data.semantics[unseen], dtype=torch.float32)
     queries = synthetic_queries(run.generator_, semantics, n,
-                                generator=torch.Generator().manual_seed(seed))
+                                rng=torch.Generator().manual_seed(seed))
     return retrieval_precision(queries, torch.as_tensor(unseen),
                                torch.as_tensor(run.preprocess(final.test_unseen_features)),
                                torch.as_tensor(final.test_unseen_labels), ks, metric=metric)

@@ -356,8 +356,8 @@ def test_demo_is_neither_trivial_nor_hopeless(demo):
     g = torch.Generator().manual_seed(0)
     seen_data = SeenData(torch.as_tensor(train), torch.as_tensor(task.train_labels),
                          torch.as_tensor(task.semantics), torch.as_tensor(seen))
-    baseline = GaussianBaseline().fit(seen_data, generator=g)
-    synthetic = baseline.sample(torch.as_tensor(task.semantics[unseen]), 200, generator=g)
+    baseline = GaussianBaseline().fit(seen_data, rng=g)
+    synthetic = baseline.sample(torch.as_tensor(task.semantics[unseen]), 200, rng=g)
     unseen_means = synthetic.numpy().reshape(len(unseen), 200, -1).mean(1)
     all_means, all_classes = np.concatenate([seen_means, unseen_means]), np.concatenate(
         [seen, unseen])

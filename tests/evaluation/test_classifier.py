@@ -17,7 +17,7 @@ def test_learns_separable_classes_with_global_ids():
     features, labels = _blobs()
     model = SoftmaxClassifier(torch.tensor([1, 5, 9]), 2,
                               SoftmaxSettings(lr=0.05, batch_size=32, epochs=20))
-    model.fit(features, labels, generator=torch.Generator().manual_seed(0))
+    model.fit(features, labels, rng=torch.Generator().manual_seed(0))
     assert (model.predict(features) == labels).float().mean() > 0.97
     assert torch.allclose(model.log_probabilities(features).exp().sum(1), torch.ones(120))
 
@@ -27,10 +27,10 @@ def test_on_epoch_called_every_epoch_and_deterministic():
     settings = SoftmaxSettings(lr=0.01, batch_size=16, epochs=4)
     seen_epochs = []
     first = SoftmaxClassifier(torch.tensor([1, 5, 9]), 2, settings).fit(
-        features, labels, generator=torch.Generator().manual_seed(3),
+        features, labels, rng=torch.Generator().manual_seed(3),
         on_epoch=lambda e, _: seen_epochs.append(e))
     second = SoftmaxClassifier(torch.tensor([1, 5, 9]), 2, settings).fit(
-        features, labels, generator=torch.Generator().manual_seed(3))
+        features, labels, rng=torch.Generator().manual_seed(3))
     assert seen_epochs == [1, 2, 3, 4]
     assert torch.equal(first.linear_.weight, second.linear_.weight)
 
@@ -46,9 +46,9 @@ def test_zero_weight_samples_are_ignored():
     settings = SoftmaxSettings(lr=0.05, batch_size=32, epochs=15)
     g = torch.Generator().manual_seed(0)
     weighted = SoftmaxClassifier(torch.tensor([1, 5, 9]), 2, settings).fit(
-        features, corrupted, generator=g, sample_weights=weights)
+        features, corrupted, rng=g, sample_weights=weights)
     unweighted = SoftmaxClassifier(torch.tensor([1, 5, 9]), 2, settings).fit(
-        features, corrupted, generator=torch.Generator().manual_seed(0))
+        features, corrupted, rng=torch.Generator().manual_seed(0))
     region = features[labels == 9]
     assert (weighted.predict(region) == 9).float().mean() > 0.9
     assert (unweighted.predict(region) == 1).float().mean() > 0.5
@@ -57,7 +57,7 @@ def test_zero_weight_samples_are_ignored():
 def test_state_dict_round_trip():
     features, labels = _blobs()
     model = SoftmaxClassifier(torch.tensor([1, 5, 9]), 2, SoftmaxSettings(epochs=2)).fit(
-        features, labels, generator=torch.Generator().manual_seed(0))
+        features, labels, rng=torch.Generator().manual_seed(0))
     again = SoftmaxClassifier.from_state_dict(model.state_dict())
     assert torch.equal(again.predict(features), model.predict(features))
 
@@ -66,7 +66,7 @@ def test_rejects_labels_outside_class_list():
     features, labels = _blobs()
     model = SoftmaxClassifier(torch.tensor([1, 5]), 2, SoftmaxSettings(epochs=1))
     try:
-        model.fit(features, labels, generator=torch.Generator().manual_seed(0))
+        model.fit(features, labels, rng=torch.Generator().manual_seed(0))
     except ValueError as error:
         assert "outside" in str(error)
     else:

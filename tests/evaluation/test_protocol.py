@@ -27,7 +27,7 @@ def _task(tiny_dataset):
 
 
 def _fit(model, task):
-    return model.fit(task.seen_data(), generator=torch.Generator().manual_seed(0))
+    return model.fit(task.seen_data(), rng=torch.Generator().manual_seed(0))
 
 
 def test_svm_kinds_score_once_and_store_a_reloadable_linear_model(tiny_dataset):
@@ -35,7 +35,7 @@ def test_svm_kinds_score_once_and_store_a_reloadable_linear_model(tiny_dataset):
     model = _fit(GaussianBaseline(), task)
     for kind in ("svm", "weighted-svm"):
         result = evaluate_generator(model, task, n_synthetic=20, settings=SETTINGS,
-                                    generator=torch.Generator().manual_seed(0), classifier=kind)
+                                    rng=torch.Generator().manual_seed(0), classifier=kind)
         assert [s.epoch for s in result.gzsl] == [1]
         reloaded = SoftmaxClassifier.from_state_dict(result.classifier_state)
         assert torch.equal(reloaded.predict(task.test_unseen_features),
@@ -50,7 +50,7 @@ def test_weighted_softmax_ignores_zero_weight_samples(tiny_dataset):
     outcomes = {}
     for kind in ("softmax", "weighted-softmax"):
         result = evaluate_generator(model, task, n_synthetic=30, settings=SETTINGS,
-                                    generator=torch.Generator().manual_seed(0), classifier=kind,
+                                    rng=torch.Generator().manual_seed(0), classifier=kind,
                                     keep="last")
         predicted = result.predictions["test_unseen"]
         outcomes[kind] = torch.isin(predicted, distrusted).sum().item()
@@ -62,7 +62,7 @@ def test_keep_last_honours_chosen_epoch_and_gamma(tiny_dataset):
     task = _task(tiny_dataset)
     model = _fit(GaussianBaseline(), task)
     result = evaluate_generator(model, task, n_synthetic=20, settings=SETTINGS,
-                                generator=torch.Generator().manual_seed(0), keep="last",
+                                rng=torch.Generator().manual_seed(0), keep="last",
                                 keep_epoch=3, keep_gamma=0.1, keep_zsl_epoch=2,
                                 gammas=(0.0, 0.1))
     assert result.kept.epoch == 3 and result.kept.gamma == 0.1

@@ -60,10 +60,10 @@ def test_bad_requests_are_errors():
 
 
 def test_synthetic_queries_are_class_means_of_samples(tiny_seen_data):
-    model = GaussianBaseline().fit(tiny_seen_data, generator=torch.Generator().manual_seed(0))
+    model = GaussianBaseline().fit(tiny_seen_data, rng=torch.Generator().manual_seed(0))
     semantics = tiny_seen_data.class_semantics[6:8]
-    queries = synthetic_queries(model, semantics, n=7, generator=torch.Generator().manual_seed(1))
-    samples = model.sample(semantics, 7, generator=torch.Generator().manual_seed(1))
+    queries = synthetic_queries(model, semantics, n=7, rng=torch.Generator().manual_seed(1))
+    samples = model.sample(semantics, 7, rng=torch.Generator().manual_seed(1))
     assert queries.shape == (2, 8)
     torch.testing.assert_close(queries[0], samples[:7].mean(0))
     torch.testing.assert_close(queries[1], samples[7:].mean(0))

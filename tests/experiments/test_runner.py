@@ -34,8 +34,8 @@ class PeakGenerator(Generator):
     Config = PeakConfig
     ablations: ClassVar[dict] = {"full": {}, "early peak": {"peak": 1}}
 
-    def fit(self, data, *, generator, schedule=None):
-        self.inner_ = GaussianBaseline().fit(data, generator=generator)
+    def fit(self, data, *, rng, schedule=None):
+        self.inner_ = GaussianBaseline().fit(data, rng=rng)
         for iteration in range(1, self.config.iterations + 1):
             self.quality_ = float(iteration == self.config.peak)
             if schedule and schedule.callback and (schedule.due(iteration)
@@ -49,10 +49,10 @@ class PeakGenerator(Generator):
     def total_iterations(self, n_train):
         return self.config.iterations
 
-    def sample(self, semantics, n_per_class, *, generator=None):
+    def sample(self, semantics, n_per_class, *, rng=None):
         if self.quality_ < 1:  # features of the wrong classes: confidently mislabelled
             semantics = semantics.roll(1, dims=0)
-        return self.inner_.sample(semantics, n_per_class, generator=generator)
+        return self.inner_.sample(semantics, n_per_class, rng=rng)
 
     @property
     def device(self):
@@ -106,8 +106,8 @@ class StepsGenerator(PeakGenerator):
     name = "test-steps"
     Config = StepsConfig
 
-    def fit(self, data, *, generator, schedule=None):
-        self.inner_ = GaussianBaseline().fit(data, generator=generator)
+    def fit(self, data, *, rng, schedule=None):
+        self.inner_ = GaussianBaseline().fit(data, rng=rng)
         total = self.total_iterations(len(data.labels))
         for iteration in range(1, total + 1):
             self.quality_ = float(iteration == self.config.peak)
@@ -224,9 +224,9 @@ def test_runs_use_deterministic_kernels_and_restore_the_setting(tiny_dataset, mo
     seen = []
     original = PeakGenerator.fit
 
-    def spy(self, data, *, generator, schedule=None):
+    def spy(self, data, *, rng, schedule=None):
         seen.append(torch.are_deterministic_algorithms_enabled())
-        return original(self, data, generator=generator, schedule=schedule)
+        return original(self, data, rng=rng, schedule=schedule)
 
     monkeypatch.setattr(PeakGenerator, "fit", spy)
     before = torch.are_deterministic_algorithms_enabled()

@@ -145,7 +145,7 @@ def test_sample_draws_from_the_stored_generator(run_dir):
     assert features.shape == (14, 16) and features.dtype == np.float32
     model = Generator.load(run_dir / "generator.pt")
     expected = model.sample(torch.as_tensor(data.semantics[[12, 15]]), 7,
-                            generator=torch.Generator().manual_seed(3))
+                            rng=torch.Generator().manual_seed(3))
     np.testing.assert_allclose(features, expected.numpy(), rtol=1e-6)
     assert np.array_equal(run.sample([12, 15], 7, seed=3), features)
     assert not np.array_equal(run.sample([12, 15], 7, seed=4), features)

@@ -3,15 +3,11 @@
 from __future__ import annotations
 
 import importlib.metadata
-import re
-import sys
-import types
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from conftest import make_tiny_dataset
+from conftest import load_documented_method, make_tiny_dataset
 
 from gzsl.data.errors import GZSLError
 from gzsl.experiments.config import resolve
@@ -20,37 +16,10 @@ from gzsl.experiments.trained import load_run
 from gzsl.methods import base
 from gzsl.methods.base import Checkpoint, CheckpointSchedule, Generator
 
-PAGE = Path(__file__).resolve().parents[2] / "docs" / "adding-a-method.md"
-MARKER = ("<!-- tested: tests/methods/test_plugins.py::"
-          "test_the_documented_method_runs_everywhere -->")
-
-
-@pytest.fixture
-def registry():
-    """Restore the method registry and the plugin cache after a test that changes them."""
-    saved = dict(base._REGISTRY)
-    base._load_plugins.cache_clear()
-    yield base._REGISTRY
-    base._REGISTRY.clear()
-    base._REGISTRY.update(saved)
-    base._load_plugins.cache_clear()
-
-
-def _documented_method(monkeypatch) -> type[Generator]:
-    """The page's first code block, run as a module of its own (as a user's file would be)."""
-    page = PAGE.read_text()
-    assert MARKER in page
-    code = re.search(r"```python\n(.*?)```", page.split(MARKER, 1)[1], flags=re.S)
-    assert code is not None
-    module = types.ModuleType("documented_method")
-    monkeypatch.setitem(sys.modules, module.__name__, module)
-    exec(compile(code.group(1), str(PAGE), "exec", dont_inherit=True), module.__dict__)
-    return module.LinearMean
-
 
 def test_the_documented_method_runs_everywhere(registry, monkeypatch, tmp_path,
                                                tiny_seen_data):
-    method = _documented_method(monkeypatch)
+    method = load_documented_method(monkeypatch)
     assert base.get_method("linear-mean") is method
 
     def fit(resume=None, stop_at=None):
@@ -60,7 +29,7 @@ def test_the_documented_method_runs_everywhere(registry, monkeypatch, tmp_path,
             states.append(checkpoint.training_state())
             return checkpoint.iteration == stop_at
 
-        model.fit(tiny_seen_data, generator=torch.Generator().manual_seed(0),
+        model.fit(tiny_seen_data, rng=torch.Generator().manual_seed(0),
                   schedule=CheckpointSchedule(every=3, callback=callback), resume=resume)
         return model, states
 

@@ -47,7 +47,7 @@ def _run(model: Generator, data: SeenData, *, resume: dict | None = None,
         states.append(checkpoint.training_state())
         return stop_after is not None and len(checkpoints) == stop_after
 
-    model.fit(data, generator=rng, schedule=CheckpointSchedule(every=2, callback=callback),
+    model.fit(data, rng=rng, schedule=CheckpointSchedule(every=2, callback=callback),
               resume=resume)
     return checkpoints, states, rng
 
@@ -57,7 +57,7 @@ def test_a_resumed_fit_ends_where_the_uninterrupted_one_ends(name, tiny_seen_dat
     uninterrupted = MODELS[name]()
     whole, whole_states, whole_rng = _run(uninterrupted, tiny_seen_data)
     semantics = tiny_seen_data.class_semantics[6:]
-    expected_sample = uninterrupted.sample(semantics, 5, generator=torch.Generator().manual_seed(1))
+    expected_sample = uninterrupted.sample(semantics, 5, rng=torch.Generator().manual_seed(1))
     for stop in range(1, len(whole)):  # mid-epoch and epoch-end checkpoints alike
         cut, cut_states, _ = _run(MODELS[name](), tiny_seen_data, stop_after=stop)
         assert [c.iteration for c in cut] == [c.iteration for c in whole[:stop]]
@@ -70,7 +70,7 @@ def test_a_resumed_fit_ends_where_the_uninterrupted_one_ends(name, tiny_seen_dat
         assert_same_state(cpu_copy(resumed.state_dict()), cpu_copy(uninterrupted.state_dict()))
         torch.testing.assert_close(rest_rng.get_state(), whole_rng.get_state(), rtol=0, atol=0)
         torch.testing.assert_close(
-            resumed.sample(semantics, 5, generator=torch.Generator().manual_seed(1)),
+            resumed.sample(semantics, 5, rng=torch.Generator().manual_seed(1)),
             expected_sample, rtol=0, atol=0)
 
 
@@ -84,15 +84,15 @@ def test_the_state_at_the_last_checkpoint_resumes_to_a_finished_fit(name, tiny_s
     assert_same_state(cpu_copy(resumed.state_dict()), cpu_copy(uninterrupted.state_dict()))
     semantics = tiny_seen_data.class_semantics[:2]
     torch.testing.assert_close(
-        resumed.sample(semantics, 3, generator=torch.Generator().manual_seed(0)),
-        uninterrupted.sample(semantics, 3, generator=torch.Generator().manual_seed(0)),
+        resumed.sample(semantics, 3, rng=torch.Generator().manual_seed(0)),
+        uninterrupted.sample(semantics, 3, rng=torch.Generator().manual_seed(0)),
         rtol=0, atol=0)
 
 
 def test_a_training_state_of_another_method_is_refused(tiny_seen_data):
     _, states, _ = _run(MODELS["gaussian"](), tiny_seen_data)
     with pytest.raises(GZSLError, match="cannot resume gsmflow"):
-        MODELS["gsmflow"]().fit(tiny_seen_data, generator=torch.Generator(), resume=states[0])
+        MODELS["gsmflow"]().fit(tiny_seen_data, rng=torch.Generator(), resume=states[0])
 
 
 def test_a_checkpoint_without_a_snapshot_says_so():

@@ -1,5 +1,5 @@
-"""VAE-cFlow: losses of Eq. 8-10 against independent oracles, training, sampling (Eq. 11),
-determinism, checkpoints, save/load and the presets."""
+"""VAE-cFlow: losses of Eq. 8-10 against independent oracles, training, sampling (Eq. 11)
+and the presets (the Generator contract is checked in test_contract.py)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from torch.autograd.functional import jacobian
 from torch.distributions import Normal, kl_divergence
 
 from gzsl.data.errors import GZSLError
-from gzsl.methods.base import CheckpointSchedule, Generator, SeenData, get_method
+from gzsl.methods.base import CheckpointSchedule, Generator, SeenData
 from gzsl.methods.vaecflow import (
     SemanticVAE,
     VAECFlow,
@@ -31,7 +31,7 @@ PRESETS = Path(__file__).resolve().parents[2] / "src/gzsl/experiments/presets/va
 
 def _fit(data: SeenData, seed: int = 0, iterations: int = 150, schedule=None, **overrides):
     model = VAECFlow(**{**TINY, "iterations": iterations, **overrides})
-    return model.fit(data, generator=torch.Generator().manual_seed(seed), schedule=schedule)
+    return model.fit(data, rng=torch.Generator().manual_seed(seed), schedule=schedule)
 
 
 def _collect(every: int, stop_at: int | None = None):
@@ -42,10 +42,6 @@ def _collect(every: int, stop_at: int | None = None):
         return stop_at is not None and checkpoint.iteration >= stop_at
 
     return seen, CheckpointSchedule(every=every, callback=callback)
-
-
-def test_registered_under_its_name() -> None:
-    assert get_method("vaecflow") is VAECFlow
 
 
 def test_reparameterisation_draws_noise_per_dimension_with_std_exp_log_sigma() -> None:
@@ -122,29 +118,18 @@ def test_training_decreases_the_loss(tiny_seen_data: SeenData) -> None:
                           "total"}
 
 
-def test_checkpoints_follow_the_schedule_and_stop_on_request(tiny_seen_data: SeenData) -> None:
+def test_checkpoint_epochs_count_passes_over_the_data(tiny_seen_data: SeenData) -> None:
     model = VAECFlow(**TINY, iterations=25)
     assert model.total_iterations(180) == 25
     checkpoints, schedule = _collect(every=10)
     _fit(tiny_seen_data, iterations=25, schedule=schedule)
-    assert [c.iteration for c in checkpoints] == [10, 20, 25]
     assert checkpoints[-1].epoch == pytest.approx(25 * 32 / 180)
-    late = CheckpointSchedule(every=10, after=20, callback=checkpoints.append)
-    checkpoints.clear()
-    _fit(tiny_seen_data, iterations=25, schedule=late)
-    assert [c.iteration for c in checkpoints] == [20, 25]
-    stopped, schedule = _collect(every=10, stop_at=10)
-    _fit(tiny_seen_data, iterations=25, schedule=schedule)
-    assert [c.iteration for c in stopped] == [10]  # no call at 20 or at the end: stopped
 
 
-def test_samples_shape_dtype_device_and_class_major_order(tiny_seen_data: SeenData) -> None:
+def test_cold_samples_are_the_flow_inverse_of_the_prior_mean(tiny_seen_data: SeenData) -> None:
     model = _fit(tiny_seen_data, iterations=20, synthesis_chunk=7)
     unseen = tiny_seen_data.class_semantics[6:]
-    samples = model.sample(unseen, 20, generator=torch.Generator().manual_seed(0))
-    assert samples.shape == (40, 8) and samples.dtype == torch.float32
-    assert samples.device == tiny_seen_data.device and torch.isfinite(samples).all()
-    # At T = 0 every sample of class k is f^-1(mu(a_k)): rows come in class-major blocks.
+    # At T = 0 every sample of class k is f^-1(mu(a_k)), across chunks.
     centres = model.sample(unseen, 20, temperature=0.0)
     mean, _ = model.prior(unseen)
     expected = model.flow_.inverse(mean).repeat_interleave(20, dim=0)
@@ -152,28 +137,12 @@ def test_samples_shape_dtype_device_and_class_major_order(tiny_seen_data: SeenDa
     assert (centres[0] - centres[20]).abs().max() > 1e-3
 
 
-def test_same_seed_same_model_and_samples(tiny_seen_data: SeenData) -> None:
-    semantics = tiny_seen_data.class_semantics[6:]
-
-    def run(seed: int) -> torch.Tensor:
-        return _fit(tiny_seen_data, seed=seed, iterations=20).sample(
-            semantics, 10, generator=torch.Generator().manual_seed(5))
-
-    assert torch.equal(run(0), run(0))
-    assert not torch.equal(run(0), run(1))
-
-
-def test_save_load_round_trip(tiny_seen_data: SeenData, tmp_path: Path) -> None:
+def test_a_loaded_flow_keeps_its_actnorm_initialisation(tiny_seen_data: SeenData,
+                                                        tmp_path: Path) -> None:
     model = _fit(tiny_seen_data, iterations=20)
-    path = tmp_path / "vaecflow.pt"
-    model.save(path)
-    rng_state = torch.random.get_rng_state()
-    loaded = Generator.load(path)
-    assert torch.equal(torch.random.get_rng_state(), rng_state)
+    model.save(tmp_path / "vaecflow.pt")
+    loaded = Generator.load(tmp_path / "vaecflow.pt")
     assert isinstance(loaded, VAECFlow) and loaded.flow_.is_initialised
-    semantics = tiny_seen_data.class_semantics[6:]
-    draw = lambda m: m.sample(semantics, 15, generator=torch.Generator().manual_seed(9))  # noqa: E731
-    assert torch.equal(draw(model), draw(loaded))
     new_features = 3 * tiny_seen_data.features[:10]
     with torch.no_grad():
         assert torch.equal(model.flow_(new_features)[0], loaded.flow_(new_features)[0])
@@ -186,7 +155,7 @@ def test_temperature_scales_the_latent_variance_as_eq_11(tiny_seen_data: SeenDat
     ratios = {}
     for temperature in (0.25, 1.0):
         samples = model.sample(semantics, 6000, temperature=temperature,
-                               generator=torch.Generator().manual_seed(1))
+                               rng=torch.Generator().manual_seed(1))
         with torch.no_grad():
             latent, _ = model.flow_(samples)
         ratios[temperature] = float((latent.var(dim=0) / sigma[0] ** 2).mean())
@@ -242,9 +211,9 @@ def test_rectify_returns_the_positive_part_of_the_same_samples(
         model.state_dict())
     semantics = tiny_seen_data.class_semantics[6:]
     raw = model.sample(semantics, 200, temperature=4.0,
-                       generator=torch.Generator().manual_seed(3))
+                       rng=torch.Generator().manual_seed(3))
     rectified = rectifying.sample(semantics, 200, temperature=4.0,
-                                  generator=torch.Generator().manual_seed(3))
+                                  rng=torch.Generator().manual_seed(3))
     assert (raw < 0).any()
     torch.testing.assert_close(rectified, raw.clamp_min(0), rtol=0, atol=0)
     assert (rectified == 0).any() and (rectified >= 0).all()

@@ -42,7 +42,7 @@ class SoftmaxClassifier:
         self.feature_dim = feature_dim
         self.settings = settings or SoftmaxSettings()
 
-    def fit(self, features: Tensor, labels: Tensor, *, generator: torch.Generator,
+    def fit(self, features: Tensor, labels: Tensor, *, rng: torch.Generator,
             sample_weights: Tensor | None = None,
             on_epoch: Callable[[int, SoftmaxClassifier], None] | None = None) -> SoftmaxClassifier:
         """Train on ``features`` (N, D) with global ``labels``; weights scale each sample's loss."""
@@ -51,7 +51,7 @@ class SoftmaxClassifier:
         targets = torch.searchsorted(self.classes, labels)
         if bool((self.classes[targets.clamp_max(len(self.classes) - 1)] != labels).any()):
             raise ValueError("labels contain classes outside the classifier's class list")
-        seed = int(torch.randint(0, 2**62, (1,), generator=generator, device=generator.device))
+        seed = int(torch.randint(0, 2**62, (1,), generator=rng, device=rng.device))
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             self.linear_ = nn.Linear(self.feature_dim, len(self.classes)).to(device)
@@ -62,7 +62,7 @@ class SoftmaxClassifier:
         n, batch = len(features), self.settings.batch_size
         for epoch in range(1, self.settings.epochs + 1):
             self.linear_.train()
-            order = torch.randperm(n, generator=generator, device=generator.device).to(device)
+            order = torch.randperm(n, generator=rng, device=rng.device).to(device)
             for start in range(0, n, batch):
                 index = order[start:start + batch]
                 log_probs = torch.log_softmax(self.linear_(features[index]), dim=1)

@@ -129,7 +129,7 @@ class Evaluation:
 
 
 def evaluate_generator(model: Generator, task: TaskTensors, *, n_synthetic: int,
-                       settings: SoftmaxSettings, generator: torch.Generator,
+                       settings: SoftmaxSettings, rng: torch.Generator,
                        keep: str = "best", gammas: tuple[float, ...] = (0.0,),
                        classifier: str = "softmax", zsl: bool = True,
                        keep_epoch: int | None = None, keep_gamma: float | None = None,
@@ -150,7 +150,7 @@ def evaluate_generator(model: Generator, task: TaskTensors, *, n_synthetic: int,
             gamma chosen earlier (on the validation task); default: the settings' epochs, 0.
     """
     unseen = task.unseen_classes
-    synthetic = model.sample(task.semantics[unseen], n_synthetic, generator=generator)
+    synthetic = model.sample(task.semantics[unseen], n_synthetic, rng=rng)
     synthetic = synthetic.to(task.train_features.device)
     synthetic_labels = unseen.repeat_interleave(n_synthetic)
     weights = None
@@ -201,7 +201,7 @@ def evaluate_generator(model: Generator, task: TaskTensors, *, n_synthetic: int,
     epochs = target_epoch if keep == "last" else settings.epochs
     gzsl_settings = SoftmaxSettings(settings.lr, settings.beta1, settings.batch_size, epochs)
     fit_final_classifier(classifier, classes, features, labels, weights, gzsl_settings,
-                         generator, score)
+                         rng, score)
     result.classifier_state = best_state.get("state", {})
     names = task.class_names
     if "seen" in best_state:
@@ -220,7 +220,7 @@ def evaluate_generator(model: Generator, task: TaskTensors, *, n_synthetic: int,
                                        zsl_epochs)
         synthetic_weights = None if weights is None else weights[len(task.train_features):]
         fit_final_classifier(classifier, unseen, synthetic, synthetic_labels, synthetic_weights,
-                             zsl_settings, generator, score_zsl)
+                             zsl_settings, rng, score_zsl)
     if result.zsl:
         result.zsl_epoch = int(np.argmax(result.zsl)) + 1 if keep == "best" else len(result.zsl)
     return result
@@ -258,15 +258,15 @@ FinalClassifier = SoftmaxClassifier | LinearSVMFinal
 
 def fit_final_classifier(kind: str, classes: Tensor, features: Tensor, labels: Tensor,
                          weights: Tensor | None, settings: SoftmaxSettings,
-                         generator: torch.Generator,
+                         rng: torch.Generator,
                          on_epoch: Callable[[int, FinalClassifier], None]) -> FinalClassifier:
     """Train the ``kind`` of final classifier and call ``on_epoch`` after each epoch."""
     if kind in ("softmax", "weighted-softmax"):
         return SoftmaxClassifier(classes, features.shape[1], settings).fit(
-            features, labels, generator=generator, sample_weights=weights, on_epoch=on_epoch)
+            features, labels, rng=rng, sample_weights=weights, on_epoch=on_epoch)
     if kind not in ("svm", "weighted-svm"):
         raise ValueError(f"unknown classifier {kind!r}")
-    seed = int(torch.randint(0, 2**31 - 1, (1,), generator=generator, device=generator.device))
+    seed = int(torch.randint(0, 2**31 - 1, (1,), generator=rng, device=rng.device))
     svm = LinearSVMClassifier(class_weighted=kind == "weighted-svm", random_state=seed).fit(
         features.cpu().numpy(), labels.cpu().numpy(),
         None if weights is None else weights.cpu().numpy())

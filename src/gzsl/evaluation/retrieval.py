@@ -22,9 +22,9 @@ Metric = Literal["euclidean", "cosine"]
 
 
 def synthetic_queries(generator_model: Generator, semantics: Tensor, n: int = 100, *,
-                      generator: torch.Generator | None = None) -> Tensor:
+                      rng: torch.Generator | None = None) -> Tensor:
     """``(K, D)`` retrieval queries: the mean of ``n`` synthetic features per semantic row."""
-    samples = generator_model.sample(semantics, n, generator=generator)
+    samples = generator_model.sample(semantics, n, rng=rng)
     return samples.reshape(len(semantics), n, -1).mean(dim=1)
 
 

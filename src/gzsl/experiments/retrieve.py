@@ -32,7 +32,7 @@ def retrieval_report(run_dir: Path, *, root: Path | None = None, n: int = 100,
                                 device=run.device)
     generator = torch.Generator(device=run.device).manual_seed(int(seed))
     with torch.no_grad():
-        queries = synthetic_queries(run.generator_, semantics, n, generator=generator)
+        queries = synthetic_queries(run.generator_, semantics, n, rng=generator)
     precision = retrieval_precision(queries, torch.as_tensor(unseen, device=run.device),
                                     gallery, labels, ks, metric=metric)  # type: ignore[arg-type]
     counts = np.bincount(final.test_unseen_labels, minlength=len(run.all_class_names))

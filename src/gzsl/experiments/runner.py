@@ -204,7 +204,7 @@ class Experiment:
         """Score ``phase.model`` on ``phase.task`` (see :func:`evaluate_generator`)."""
         return evaluate_generator(
             phase.model, phase.task, n_synthetic=n_synthetic,
-            settings=self.classifier_settings, generator=phase.rng, gammas=self.gammas,
+            settings=self.classifier_settings, rng=phase.rng, gammas=self.gammas,
             classifier=self.config.evaluation.classifier,
             zsl=self.config.evaluation.zsl_classifier, **keep)
 
@@ -263,7 +263,7 @@ class Experiment:
         schedule = CheckpointSchedule(every=evaluation.checkpoint_every, callback=callback,
                                       at=at)
         resuming = {} if resume is None else {"resume": resume}  # methods that cannot resume
-        phase.model.fit(phase.task.seen_data(), generator=phase.rng, schedule=schedule,
+        phase.model.fit(phase.task.seen_data(), rng=phase.rng, schedule=schedule,
                         **resuming)
 
     # ------------------------------------------------------------------ running

@@ -286,7 +286,7 @@ class TrainedRun:
                                     device=self.device)
         generator = torch.Generator(device=self.device).manual_seed(int(seed))
         with torch.no_grad():
-            features = model.sample(semantics, int(n), generator=generator)
+            features = model.sample(semantics, int(n), rng=generator)
         return features.detach().cpu().numpy().astype(np.float32)
 
 

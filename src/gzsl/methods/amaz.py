@@ -25,7 +25,6 @@ weight-averaged networks.
 
 from __future__ import annotations
 
-import functools
 import math
 import warnings
 from collections.abc import Callable
@@ -36,17 +35,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.func import functional_call
-from tqdm import tqdm
 
 from gzsl.data.errors import GZSLError, check_choice
 from gzsl.methods.base import (
-    Checkpoint,
     CheckpointSchedule,
     Generator,
     SeenData,
     register,
     seeded_init,
-    show_progress,
 )
 from gzsl.nn.modulation import (
     OUTPUT_ACTIVATIONS,
@@ -310,14 +306,14 @@ class EpisodeSampler:
         self.max_count = int(self.counts.max())
 
     def draw(self, tasks: int, n_way: int, support_shots: int, query_shots: int,
-             generator: torch.Generator) -> tuple[Episode, Episode]:
+             rng: torch.Generator) -> tuple[Episode, Episode]:
         device = self.features.device
-        classes = torch.rand(tasks, self.n_classes, generator=generator,
+        classes = torch.rand(tasks, self.n_classes, generator=rng,
                              device=device).argsort(dim=1)[:, : 2 * n_way]
         shots = max(support_shots, query_shots)
         width = max(self.max_count, shots)
         count = self.counts[classes].unsqueeze(2)
-        keys = torch.rand(tasks, 2 * n_way, width, generator=generator, device=device)
+        keys = torch.rand(tasks, 2 * n_way, width, generator=rng, device=device)
         keys = keys.masked_fill(torch.arange(width, device=device) >= count, 2.0)
         positions = keys.topk(shots, dim=2, largest=False).indices % count
         images = self.order[self.offsets[classes].unsqueeze(2) + positions]
@@ -347,16 +343,16 @@ def inner_step(params: dict[str, Tensor], loss: Tensor, learning_rate: float, *,
 
 
 def gradient_penalty(critic: Callable[[Tensor], Tensor], real: Tensor, fake: Tensor,
-                     generator: torch.Generator | None) -> Tensor:
+                     rng: torch.Generator | None) -> Tensor:
     """WGAN-GP's penalty ``E[(||grad_x D(x_hat)||_2 - 1)^2]`` (Gulrajani et al. 2017).
 
     ``x_hat = u * real + (1 - u) * fake`` with one ``u ~ U(0, 1)`` per row (drawn from
-    ``generator``); ``critic`` maps ``(rows, D)`` features to ``(rows,)`` scores (the class
+    ``rng``); ``critic`` maps ``(rows, D)`` features to ``(rows,)`` scores (the class
     attribute is held fixed, as in f-CLSWGAN). The result stays differentiable
     (``create_graph``) with respect to the critic's parameters and, through ``fake``, the
     generator's, so the meta-gradient through an inner step that used it stays exact.
     """
-    mix = torch.rand(len(real), 1, generator=generator, device=real.device, dtype=real.dtype)
+    mix = torch.rand(len(real), 1, generator=rng, device=real.device, dtype=real.dtype)
     interpolates = mix * real + (1 - mix) * fake
     if not interpolates.requires_grad:
         interpolates.requires_grad_(True)
@@ -369,18 +365,18 @@ class Losses:
     """The losses of Eq. 5-7 for any parameter values (meta-parameters or adapted ones).
 
     ``params`` is a flat dict as in :meth:`AMAZNetworks.call`; every random draw (noise,
-    dropout masks, penalty interpolates) comes from ``generator``.
+    dropout masks, penalty interpolates) comes from ``rng``.
     """
 
     def __init__(self, networks: AMAZNetworks, config: AMAZConfig,
-                 generator: torch.Generator | None) -> None:
-        self.networks, self.config, self.generator = networks, config, generator
+                 rng: torch.Generator | None) -> None:
+        self.networks, self.config, self.rng = networks, config, rng
 
     def noise(self, episode: Episode) -> Tensor:
         """Generator noise ``z ~ N(0, train_noise_std^2)``, one row per episode row."""
         features = episode.features
         return self.config.train_noise_std * torch.randn(
-            len(features), self.networks.noise_dim, generator=self.generator,
+            len(features), self.networks.noise_dim, generator=self.rng,
             device=features.device, dtype=features.dtype)
 
     def synthesise(self, p: dict[str, Tensor], episode: Episode, noise: Tensor) -> Tensor:
@@ -389,17 +385,17 @@ class Losses:
         if self.config.modulation_scope == "class":
             tasks = tasks.reshape(-1, 1, tasks.shape[-1])
         repeats = len(episode.features) // len(tasks)
-        modulation = self.networks.call("modulation", p, tasks, generator=self.generator)
+        modulation = self.networks.call("modulation", p, tasks, rng=self.rng)
         rows = [(w.repeat_interleave(repeats, 0), b.repeat_interleave(repeats, 0))
                 for w, b in modulation]
         return self.networks.call("generator", p, noise, episode.attributes, rows,
-                                  generator=self.generator)
+                                  rng=self.rng)
 
     def critic(self, p: dict[str, Tensor], episode: Episode,
                fake: Tensor) -> dict[str, Tensor]:
         """The critic's objective (Eq. 6, minus the optional penalty) and the fake scores."""
         both = self.networks.call("critic", p, torch.cat([episode.features, fake]),
-                                  episode.attributes.repeat(2, 1), generator=self.generator)
+                                  episode.attributes.repeat(2, 1), rng=self.rng)
         real_scores, fake_scores = both[: len(fake)], both[len(fake):]
         objective = real_scores.mean() - fake_scores.mean()
         weight = self.config.critic_penalty
@@ -408,21 +404,21 @@ class Losses:
         else:
             penalty = gradient_penalty(
                 lambda x: self.networks.call("critic", p, x, episode.attributes,
-                                             generator=self.generator),
-                episode.features, fake, self.generator)
+                                             rng=self.rng),
+                episode.features, fake, self.rng)
         return {"critic": objective - weight * penalty, "penalty": penalty,
                 "fake_scores": fake_scores}
 
     def attribute(self, p: dict[str, Tensor], episode: Episode, features: Tensor) -> Tensor:
         """Eq. 5: squared L2 error of AD's reconstructed attributes, mean over rows."""
         reconstructed = self.networks.call("attribute_discriminator", p, features,
-                                           generator=self.generator)
+                                           rng=self.rng)
         return ((episode.attributes - reconstructed) ** 2).sum(dim=1).mean()
 
     def classification(self, p: dict[str, Tensor], episode: Episode,
                        features: Tensor) -> Tensor:
         """L_CLS: cross-entropy of C over the seen classes."""
-        logits = self.networks.call("classifier", p, features, generator=self.generator)
+        logits = self.networks.call("classifier", p, features, rng=self.rng)
         return F.cross_entropy(logits, episode.targets)
 
     def _judge(self, p: dict[str, Tensor], module: str) -> dict[str, Tensor]:
@@ -464,7 +460,7 @@ class Losses:
 
 def meta_objective(networks: AMAZNetworks, params: dict[str, Tensor], support: Episode,
                    query: Episode, *, config: AMAZConfig,
-                   generator: torch.Generator | None) -> dict[str, Tensor]:
+                   rng: torch.Generator | None) -> dict[str, Tensor]:
     """Query losses after one inner step on the support set (Algorithm 1, lines 5-19).
 
     Inner step (Eq. 9-10): theta_d' = theta_d + alpha_1 grad L_D; theta_am' = theta_am -
@@ -483,7 +479,7 @@ def meta_objective(networks: AMAZNetworks, params: dict[str, Tensor], support: E
     (L_CLS), ``real_attribute`` / ``real_classification`` (on real features; 0 when off),
     ``modulation`` (theta_am's objective) and ``generator`` (L_GC, Eq. 7).
     """
-    losses = Losses(networks, config, generator)
+    losses = Losses(networks, config, rng)
     create_graph = not config.first_order
     support_noise = losses.noise(support)
     fake = losses.synthesise(params, support, support_noise)
@@ -495,7 +491,7 @@ def meta_objective(networks: AMAZNetworks, params: dict[str, Tensor], support: E
                               losses.modulation(params, support, fake)["modulation"],
                               config.modulation_inner_lr, create_graph=create_graph))
     fake = losses.synthesise(adapted, support, support_noise)
-    fake_scores = networks.call("critic", adapted, fake, support.attributes, generator=generator)
+    fake_scores = networks.call("critic", adapted, fake, support.attributes, rng=rng)
     support_generator = losses.generator_group(adapted, support, fake, fake_scores)["generator"]
     adapted.update(inner_step(networks.group(adapted, "generator"), support_generator,
                               config.generator_inner_lr, create_graph=create_graph))
@@ -515,7 +511,7 @@ class AMAZ(Generator):
     Config = AMAZConfig
     config: AMAZConfig
 
-    def fit(self, data: SeenData, *, generator: torch.Generator,
+    def fit(self, data: SeenData, *, rng: torch.Generator,
             schedule: CheckpointSchedule | None = None,
             resume: dict[str, Any] | None = None) -> AMAZ:
         config = self.config
@@ -530,7 +526,7 @@ class AMAZ(Generator):
 
         def draw() -> tuple[Episode, Episode]:
             return sampler.draw(config.tasks_per_batch, self.n_way_, config.support_shots,
-                                config.query_shots, generator)
+                                config.query_shots, rng)
 
         if resume is None:
             self.n_way_ = min(config.n_way, n_seen // 2)
@@ -538,53 +534,40 @@ class AMAZ(Generator):
                 warnings.warn(f"AMAZ: {n_seen} seen classes cannot fill disjoint "
                               f"{config.n_way}-way support and query tasks; using "
                               f"{self.n_way_}-way tasks", stacklevel=2)
-            with seeded_init(generator):
+            with seeded_init(rng):
                 self.networks_ = AMAZNetworks(config, data.feature_dim, data.semantic_dim,
                                               n_seen)
-            self.networks_.to(device)
-            self.networks_.train()
-            self._pretrain_auxiliaries(draw, generator)
+            self._to(device)
+            self._set_training(True)
+            self._pretrain_auxiliaries(draw, rng)
             self.average_ = (_synthesis_state(self.networks_) if config.weight_average
                              else None)
             first = 1
         else:
-            first = int(self._resume_model(resume, generator, device)["iteration"]) + 1
-            self.networks_.train()
-        step, optimisers = self._outer_step(generator)
+            first = int(self._resume_model(resume, rng, device)["iteration"]) + 1
+            self._set_training(True)
+        step, optimisers = self._outer_step(rng)
         if resume is not None:
             self._resume_optimisers(resume, optimisers)
 
         total = self.total_iterations(len(data.features))
         rows = config.tasks_per_batch * self.n_way_ * (config.support_shots + config.query_shots)
-        sums = torch.zeros(len(LOSS_NAMES), device=device)
-        since = 0
-        callback = schedule.callback if schedule is not None else None
-        show = show_progress(config.progress)
-        with tqdm(total=total, initial=first - 1, disable=not show, desc="AMAZ") as bar:
+        with self._training_log(schedule, total=total, loss_names=LOSS_NAMES, device=device,
+                                rng=rng, optimisers=optimisers, start=first - 1,
+                                epoch=lambda i: i * rows / len(data.features),
+                                progress=config.progress) as log:
             for iteration in range(first, total + 1):
                 extra = [draw() for _ in range(config.critic_steps - 1)]
-                sums += step(*draw(), extra)
+                losses = step(*draw(), extra)
                 if self.average_ is not None:
                     _update_average(self.average_, self.networks_, config.weight_average)
-                since += 1
-                bar.update()
-                if callback is not None and (schedule.due(iteration) or iteration == total):
-                    means = (sums / since).tolist()
-                    sums.zero_()
-                    since = 0
-                    snapshot = functools.partial(self._training_state, generator, optimisers,
-                                                 iteration=iteration)
-                    stop = callback(Checkpoint(iteration=iteration,
-                                               epoch=iteration * rows / len(data.features),
-                                               losses=dict(zip(LOSS_NAMES, means, strict=True)),
-                                               snapshot=snapshot))
-                    if stop:
-                        break
-        self.networks_.eval()
+                if log.step(iteration, losses, iteration=iteration):
+                    break
+        self._set_training(False)
         return self
 
     def _pretrain_auxiliaries(self, draw: Callable[[], tuple[Episode, Episode]],
-                              generator: torch.Generator) -> None:
+                              rng: torch.Generator) -> None:
         """Fit C and AD to real seen features for ``auxiliary_pretraining`` steps (our option).
 
         As f-CLSWGAN pretrains its classifier: the classification and attribute losses on the
@@ -598,7 +581,7 @@ class AMAZ(Generator):
         modules = ("classifier.", "attribute_discriminator.")
         optimizer = torch.optim.Adam([v for k, v in params.items() if k.startswith(modules)],
                                      lr=self.config.auxiliary_lr, betas=self.config.adam_betas)
-        losses = Losses(networks, self.config, generator)
+        losses = Losses(networks, self.config, rng)
         for _ in range(steps):
             episode = draw()[0]
             loss = (losses.classification(params, episode, episode.features)
@@ -607,7 +590,7 @@ class AMAZ(Generator):
             loss.backward()
             optimizer.step()
 
-    def _outer_step(self, generator: torch.Generator
+    def _outer_step(self, rng: torch.Generator
                     ) -> tuple[Callable[..., Tensor], dict[str, torch.optim.Optimizer]]:
         """Eq. 11 as one function of a support and a query episode (returning the losses),
         and the optimisers it steps."""
@@ -618,7 +601,7 @@ class AMAZ(Generator):
                  "generator": config.generator_lr}
         optimizers = {name: torch.optim.Adam(groups[name], lr=rates[name],
                                              betas=config.adam_betas) for name in groups}
-        losses = Losses(networks, config, generator)
+        losses = Losses(networks, config, rng)
 
         def clip_critic() -> None:
             if config.critic_clip:
@@ -643,7 +626,7 @@ class AMAZ(Generator):
             for episodes in extra or ():
                 critic_only(episodes)
             result = meta_objective(networks, params, support, query, config=config,
-                                    generator=generator)
+                                    rng=rng)
             for optimizer in optimizers.values():
                 optimizer.zero_grad(set_to_none=True)
             torch.autograd.backward(-result["critic"], inputs=groups["critic"], retain_graph=True)
@@ -672,7 +655,7 @@ class AMAZ(Generator):
 
     @torch.no_grad()
     def sample(self, semantics: Tensor, n_per_class: int, *,
-               generator: torch.Generator | None = None) -> Tensor:
+               rng: torch.Generator | None = None) -> Tensor:
         """Features for each semantic row, class-major, noise sigma ``sample_noise_std``.
 
         Each class is its own task (Sec. II-E, III-A): the generator is modulated by the
@@ -686,20 +669,16 @@ class AMAZ(Generator):
         if total == 0:
             return out
         weights = networks.state_dict() if self.average_ is None else self.average_
-        was_training = networks.training
-        networks.eval()
-        try:
+        with self._eval_mode():
             modulation = networks.call("modulation", weights, semantics.unsqueeze(1))
             for start in range(0, total, self.config.sample_batch):
                 stop = min(start + self.config.sample_batch, total)
                 rows = torch.arange(start, stop, device=device) // n_per_class
                 noise = self.config.sample_noise_std * torch.randn(
-                    stop - start, networks.noise_dim, generator=generator, device=device)
+                    stop - start, networks.noise_dim, generator=rng, device=device)
                 out[start:stop] = networks.call(
                     "generator", weights, noise, semantics[rows],
                     [(w[rows], b[rows]) for w, b in modulation])
-        finally:
-            networks.train(was_training)
         return out
 
     @torch.no_grad()
@@ -718,22 +697,14 @@ class AMAZ(Generator):
                 raise GZSLError(f"instance_weights: {len(features)} features cannot be split "
                                 f"class-major over {len(semantics)} semantic rows")
             semantics = semantics.repeat_interleave(len(features) // len(semantics), dim=0)
-        was_training = networks.training
-        networks.eval()
-        try:
+        with self._eval_mode():
             weights = torch.empty(len(features), device=device)
             for start in range(0, len(features), self.config.sample_batch):
                 stop = start + self.config.sample_batch
                 reconstructed = networks.attribute_discriminator(features[start:stop])
                 weights[start:stop] = F.cosine_similarity(semantics[start:stop], reconstructed,
                                                           dim=1)
-        finally:
-            networks.train(was_training)
         return weights
-
-    @property
-    def device(self) -> torch.device:
-        return next(self.networks_.parameters()).device
 
     def state_dict(self) -> dict[str, Any]:
         networks = self.networks_

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
+import itertools
 import os
 import sys
 from collections.abc import Callable, Iterator
@@ -19,7 +20,7 @@ from pathlib import Path
 from typing import Any, ClassVar, get_type_hints
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from gzsl.utils import atomic_write
 
@@ -122,6 +123,15 @@ class Generator:
     paper's settings), and implement :meth:`fit`, :meth:`sample`, :meth:`state_dict` and
     :meth:`load_state_dict`. Following scikit-learn, the constructor only stores
     settings; learned state has a trailing underscore and exists after ``fit``.
+
+    What every method needs the same way lives here, so a method writes only its model
+    and its loss: a subclass's ``fit`` receives ``rng`` already on the data's device and
+    ``sample`` one on the model's device (:func:`rng_on`); ``sample``, ``state_dict`` and
+    ``instance_weights`` raise a clear :class:`GZSLError` before the model is fitted
+    (:meth:`check_is_fitted`); :attr:`device`, :meth:`_set_training`, :meth:`_evaluating`
+    and :meth:`_to` act on the learned ``nn.Module`` attributes; and
+    :meth:`_training_log` does the per-step bookkeeping of a fit loop (progress bar,
+    running loss means, checkpoints, stopping).
     """
 
     name: ClassVar[str]
@@ -133,19 +143,30 @@ class Generator:
         config = config if config is not None else self.Config()
         self.config = dataclasses.replace(config, **overrides) if overrides else config
 
-    def fit(self, data: SeenData, *, generator: torch.Generator,
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Wrap the subclass's own ``fit``, ``sample``, ``state_dict`` and
+        ``instance_weights`` with the shared device and fitted-state handling."""
+        super().__init_subclass__(**kwargs)
+        for attribute, wrap in (("fit", _wrap_fit), ("sample", _wrap_sample),
+                                ("state_dict", _wrap_fitted),
+                                ("instance_weights", _wrap_fitted)):
+            method = cls.__dict__.get(attribute)
+            if method is not None and not getattr(method, "_gzsl_wrapped", False):
+                setattr(cls, attribute, wrap(method))
+
+    def fit(self, data: SeenData, *, rng: torch.Generator,
             schedule: CheckpointSchedule | None = None,
             resume: dict[str, Any] | None = None) -> Generator:
         """Learn from seen classes on ``data.device``; returns self.
 
         ``resume`` is a :meth:`Checkpoint.training_state` of an earlier fit with the same
-        config and data: training continues right after that checkpoint, with ``generator``
+        config and data: training continues right after that checkpoint, with ``rng``
         set to the state it had there, so the outcome equals the uninterrupted fit's.
         """
         raise NotImplementedError
 
     def sample(self, semantics: Tensor, n_per_class: int, *,
-               generator: torch.Generator | None = None) -> Tensor:
+               rng: torch.Generator | None = None) -> Tensor:
         """``(K * n_per_class, D)`` features for ``K`` semantic vectors, class-major order."""
         raise NotImplementedError
 
@@ -172,7 +193,76 @@ class Generator:
 
     @property
     def device(self) -> torch.device:
-        raise NotImplementedError
+        """Where the learned state lives: the device of the first learned tensor or module."""
+        self.check_is_fitted()
+        for value in self._learned().values():
+            if isinstance(value, Tensor):
+                return value.device
+            if isinstance(value, nn.Module):
+                for tensor in itertools.chain(value.parameters(), value.buffers()):
+                    return tensor.device
+        raise NotImplementedError(f"{type(self).__name__} holds no learned tensor; "
+                                  f"define its device property")
+
+    def is_fitted(self) -> bool:
+        """Whether ``fit`` or ``load_state_dict`` has set learned state (scikit-learn's rule:
+        an attribute with a trailing underscore)."""
+        return bool(self._learned())
+
+    def check_is_fitted(self) -> None:
+        """Raise a clear :class:`GZSLError` when the model has no learned state yet."""
+        if not self.is_fitted():
+            from gzsl.data.errors import GZSLError
+
+            raise GZSLError(f"{self.name} is not fitted: call fit() first, or "
+                            f"Generator.load() a saved model")
+
+    def _learned(self) -> dict[str, Any]:
+        """Learned attributes (trailing underscore), in the order they were set."""
+        return {key: value for key, value in vars(self).items()
+                if key.endswith("_") and not key.startswith("__") and value is not None}
+
+    def _networks(self) -> list[nn.Module]:
+        """The learned ``nn.Module`` attributes."""
+        return [value for value in self._learned().values() if isinstance(value, nn.Module)]
+
+    def _to(self, device: torch.device | str) -> None:
+        """Move every learned module to ``device``."""
+        for module in self._networks():
+            module.to(device)
+
+    def _set_training(self, mode: bool) -> None:
+        """Train (``True``) or eval mode for every learned module."""
+        for module in self._networks():
+            module.train(mode)
+
+    @contextlib.contextmanager
+    def _eval_mode(self) -> Iterator[None]:
+        """Eval mode inside the block, each module's previous mode restored after."""
+        modes = [(module, module.training) for module in self._networks()]
+        self._set_training(False)
+        try:
+            yield
+        finally:
+            for module, mode in modes:
+                module.train(mode)
+
+    @contextlib.contextmanager
+    def _evaluating(self) -> Iterator[None]:
+        """Eval mode and no autograd, for synthesis; the previous modes restored after."""
+        with self._eval_mode(), torch.no_grad():
+            yield
+
+    def _training_log(self, schedule: CheckpointSchedule | None, *, total: int,
+                      loss_names: tuple[str, ...] | list[str], device: torch.device,
+                      rng: torch.Generator, optimisers: dict[str, Any],
+                      epoch: Callable[[int], float], start: int = 0,
+                      progress: bool | None = None) -> TrainingLog:
+        """The bookkeeping of a fit loop of ``total`` steps, ``start`` of them done before;
+        see :class:`TrainingLog`."""
+        return TrainingLog(self, schedule, total=total, loss_names=tuple(loss_names),
+                           device=device, rng=rng, optimisers=optimisers, epoch=epoch,
+                           start=start, progress=progress)
 
     def _training_state(self, rng: torch.Generator, optimisers: dict[str, Any],
                         **loop: Any) -> dict[str, Any]:
@@ -207,11 +297,108 @@ class Generator:
 
     @staticmethod
     def load(path: str | Path, device: torch.device | str = "cpu") -> Generator:
-        """Rebuild a fitted generator saved by :meth:`save`, on ``device``."""
+        """Rebuild a fitted generator saved by :meth:`save`, on ``device``; the global
+        random state is left as it was."""
         blob = torch.load(Path(path), map_location="cpu", weights_only=True)
         cls = get_method(blob["method"])
         model = cls(config_from_dict(cls.Config, blob["config"]))
-        return model.load_state_dict(blob["state"], device=device)
+        with torch.random.fork_rng(devices=[]):  # rebuilding modules must not move it
+            return model.load_state_dict(blob["state"], device=device)
+
+
+class TrainingLog:
+    """Per-step bookkeeping of a fit loop, the same for every method.
+
+    Each :meth:`step` adds the step's loss terms to running sums on the device (read, one
+    sync, only at checkpoints) and advances the progress bar. When ``schedule`` is due at
+    that iteration, and at the last one, it builds the :class:`Checkpoint` (iteration,
+    epoch, the mean of each loss term since the previous checkpoint, and a snapshot of the
+    training state at ``position``), calls the callback with the model's modules in eval
+    mode (autograd stays on, for the experiment layer's classifier), and returns True when
+    the callback asks to stop. Use it as a context manager, so the progress bar closes.
+    """
+
+    def __init__(self, model: Generator, schedule: CheckpointSchedule | None, *, total: int,
+                 loss_names: tuple[str, ...], device: torch.device, rng: torch.Generator,
+                 optimisers: dict[str, Any], epoch: Callable[[int], float], start: int = 0,
+                 progress: bool | None = None) -> None:
+        from tqdm.auto import tqdm
+
+        self.model, self.total, self.loss_names = model, total, loss_names
+        self.rng, self.optimisers, self.epoch = rng, optimisers, epoch
+        self.callback = schedule.callback if schedule is not None else None
+        self.schedule = schedule
+        self.device = device
+        self.bar = tqdm(total=total, initial=start, disable=not show_progress(progress),
+                        desc=model.name, leave=False)
+        self._reset()
+
+    def _reset(self) -> None:
+        self.sums = torch.zeros(len(self.loss_names), device=self.device)
+        self.count = 0
+
+    def __enter__(self) -> TrainingLog:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.bar.close()
+
+    def due(self, iteration: int) -> bool:
+        """Whether ``iteration`` ends with a checkpoint."""
+        return self.callback is not None and self.schedule is not None and (
+            self.schedule.due(iteration) or iteration == self.total)
+
+    def step(self, iteration: int, losses: Tensor, /, **position: Any) -> bool:
+        """Record one optimiser step's ``losses`` (one value per loss name, in order);
+        at a checkpoint call back. Returns True when training should stop."""
+        self.sums = self.sums + losses.detach()
+        self.count += 1
+        self.bar.update()
+        if not self.due(iteration):
+            return False
+        means = (self.sums / self.count).tolist()
+        snapshot = functools.partial(self.model._training_state, self.rng, self.optimisers,
+                                     **position)
+        checkpoint = Checkpoint(iteration, self.epoch(iteration),
+                                dict(zip(self.loss_names, means, strict=True)),
+                                snapshot=snapshot)
+        self._reset()
+        assert self.callback is not None
+        with self.model._eval_mode():
+            return bool(self.callback(checkpoint))
+
+
+def _wrap_fit(fit: Callable[..., Generator]) -> Callable[..., Generator]:
+    @functools.wraps(fit)
+    def wrapped(self: Generator, data: SeenData, *, rng: torch.Generator,
+                **options: Any) -> Generator:
+        return fit(self, data, rng=rng_on(rng, data.device), **options)
+
+    wrapped._gzsl_wrapped = True  # type: ignore[attr-defined]
+    return wrapped
+
+
+def _wrap_sample(sample: Callable[..., Tensor]) -> Callable[..., Tensor]:
+    @functools.wraps(sample)
+    def wrapped(self: Generator, semantics: Tensor, n_per_class: int, *,
+                rng: torch.Generator | None = None, **options: Any) -> Tensor:
+        self.check_is_fitted()
+        if rng is not None:
+            rng = rng_on(rng, self.device)
+        return sample(self, semantics, n_per_class, rng=rng, **options)
+
+    wrapped._gzsl_wrapped = True  # type: ignore[attr-defined]
+    return wrapped
+
+
+def _wrap_fitted(method: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(method)
+    def wrapped(self: Generator, *args: Any, **kwargs: Any) -> Any:
+        self.check_is_fitted()
+        return method(self, *args, **kwargs)
+
+    wrapped._gzsl_wrapped = True  # type: ignore[attr-defined]
+    return wrapped
 
 
 _REGISTRY: dict[str, type[Generator]] = {}
@@ -273,14 +460,14 @@ def get_method(name: str) -> type[Generator]:
 
 
 @contextlib.contextmanager
-def seeded_init(generator: torch.Generator) -> Iterator[None]:
-    """Make module construction inside the block deterministic given ``generator``.
+def seeded_init(rng: torch.Generator) -> Iterator[None]:
+    """Make module construction inside the block deterministic given ``rng``.
 
     ``nn.Module`` initialisers draw from the global RNG; this forks it, seeds it from
-    ``generator`` and restores it afterwards, so a method's weights depend only on the
+    ``rng`` and restores it afterwards, so a method's weights depend only on the
     generator it was given.
     """
-    seed = int(torch.randint(0, 2**62, (1,), generator=generator, device=generator.device))
+    seed = int(torch.randint(0, 2**62, (1,), generator=rng, device=rng.device))
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         yield
@@ -346,15 +533,15 @@ def cpu_copy(value: Any) -> Any:
     return value
 
 
-def generator_on(generator: torch.Generator, device: torch.device) -> torch.Generator:
-    """``generator`` if it lives on ``device``, else a generator there seeded from it.
+def rng_on(rng: torch.Generator, device: torch.device) -> torch.Generator:
+    """``rng`` if it lives on ``device``, else a generator there seeded from it.
 
     ``cuda`` and ``cuda:0`` count as one device (an unindexed device is the current one).
     """
-    have, want = torch.device(generator.device), torch.device(device)
+    have, want = torch.device(rng.device), torch.device(device)
     if have.type == want.type and None in (have.index, want.index) or have == want:
-        return generator
-    seed = int(torch.randint(0, 2**62, (1,), generator=generator, device=generator.device))
+        return rng
+    seed = int(torch.randint(0, 2**62, (1,), generator=rng, device=rng.device))
     return torch.Generator(device=device).manual_seed(seed)
 
 

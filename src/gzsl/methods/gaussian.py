@@ -8,14 +8,13 @@ yardstick every learned generator must beat under the same classifier and protoc
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import Tensor
 
-from gzsl.methods.base import Checkpoint, CheckpointSchedule, Generator, SeenData, register
+from gzsl.methods.base import CheckpointSchedule, Generator, SeenData, register
 
 
 @dataclass(frozen=True)
@@ -40,11 +39,11 @@ class GaussianBaseline(Generator):
     name = "gaussian"
     Config = GaussianConfig
 
-    def fit(self, data: SeenData, *, generator: torch.Generator,
+    def fit(self, data: SeenData, *, rng: torch.Generator,
             schedule: CheckpointSchedule | None = None,
             resume: dict[str, Any] | None = None) -> GaussianBaseline:
         if resume is not None:  # its only checkpoint is the end of training
-            self._resume_model(resume, generator, data.device)
+            self._resume_model(resume, rng, data.device)
             return self
         seen = data.seen_classes
         index = torch.searchsorted(seen, data.labels)
@@ -56,12 +55,13 @@ class GaussianBaseline(Generator):
         targets = torch.cat([means, variances.log()], dim=1)
         self.weights_ = _ridge(semantics, targets, self.config.ridge)
         self.feature_dim_ = data.feature_dim
-        if schedule is not None and schedule.callback is not None:
-            fitted = self._predict(semantics)
-            mse = float(((fitted[:, : self.feature_dim_] - means) ** 2).mean())
-            snapshot = functools.partial(self._training_state, generator, {}, iteration=1)
-            schedule.callback(Checkpoint(iteration=1, epoch=1.0, losses={"mean_mse": mse},
-                                         snapshot=snapshot))
+        with self._training_log(schedule, total=1, loss_names=("mean_mse",),
+                                device=data.device, rng=rng, optimisers={},
+                                epoch=float) as log:
+            if log.due(1):  # the fit's only checkpoint: how well the means are regressed
+                fitted = self._predict(semantics)
+                mse = ((fitted[:, : self.feature_dim_] - means) ** 2).mean()
+                log.step(1, mse.reshape(1), iteration=1)
         return self
 
     def total_iterations(self, n_train: int) -> int:
@@ -72,17 +72,13 @@ class GaussianBaseline(Generator):
         return torch.cat([semantics, ones], dim=1) @ self.weights_
 
     def sample(self, semantics: Tensor, n_per_class: int, *,
-               generator: torch.Generator | None = None) -> Tensor:
+               rng: torch.Generator | None = None) -> Tensor:
         params = self._predict(semantics.to(self.weights_.device))
         mean, log_var = params[:, : self.feature_dim_], params[:, self.feature_dim_:]
         std = (log_var.exp() * self.config.variance_scale).sqrt()
         noise = torch.randn(len(semantics), n_per_class, self.feature_dim_,
-                            generator=generator, device=self.weights_.device)
+                            generator=rng, device=self.weights_.device)
         return (mean.unsqueeze(1) + std.unsqueeze(1) * noise).reshape(-1, self.feature_dim_)
-
-    @property
-    def device(self) -> torch.device:
-        return self.weights_.device
 
     def state_dict(self) -> dict[str, Any]:
         return {"weights": self.weights_, "feature_dim": self.feature_dim_}

@@ -13,27 +13,20 @@ The global semantic vector comes from relative positioning against three anchor 
 
 from __future__ import annotations
 
-import contextlib
-import functools
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from tqdm.auto import tqdm
 
 from gzsl.data.errors import GZSLError
 from gzsl.methods.base import (
-    Checkpoint,
     CheckpointSchedule,
     Generator,
     SeenData,
-    generator_on,
     register,
     seeded_init,
-    show_progress,
 )
 from gzsl.nn.coupling import ConditionalFlow
 
@@ -180,14 +173,13 @@ class GSMFlow(Generator):
     def total_iterations(self, n_train: int) -> int:
         return self.config.epochs * _steps_per_epoch(n_train, self.config.batch_size)
 
-    def fit(self, data: SeenData, *, generator: torch.Generator,
+    def fit(self, data: SeenData, *, rng: torch.Generator,
             schedule: CheckpointSchedule | None = None,
             resume: dict[str, Any] | None = None) -> GSMFlow:
         """Train flow and semantic module on ``data.device`` (Algorithm: Eq. 8-18)."""
         config = self.config
         device = data.device
         _check_data(data)
-        generator = generator_on(generator, device)
         features = data.features
         n_train, feature_dim = features.shape
         seen_semantics = data.class_semantics[data.seen_classes]
@@ -196,13 +188,14 @@ class GSMFlow(Generator):
         if resume is None:
             pool = seen_semantics if config.anchors == "seen" else data.class_semantics
             anchors = pool[semantic_anchors(pool)] if config.use_relative_positioning else None
-            with seeded_init(generator):
+            with seeded_init(rng):
                 self._build(feature_dim, data.semantic_dim, anchors)
             self._to(device)
             loop: dict[str, Any] = {"epoch": 0, "step": 0, "iteration": 0, "order": None}
         else:
-            loop = self._resume_model(resume, generator, device)
-        parameters = [p for module in self._modules_() for p in module.parameters()]
+            loop = self._resume_model(resume, rng, device)
+        parameters = [*self.flow_.parameters(), *([] if self.relative_positioning_ is None
+                                                  else self.relative_positioning_.parameters())]
         optimizer = torch.optim.Adam(parameters, lr=config.lr, betas=tuple(config.betas),
                                      weight_decay=config.weight_decay)
         lr_schedule = torch.optim.lr_scheduler.StepLR(
@@ -215,51 +208,44 @@ class GSMFlow(Generator):
         steps_per_epoch = _steps_per_epoch(n_train, config.batch_size)
         total = config.epochs * steps_per_epoch
         latent_zero = torch.zeros(len(seen_semantics), feature_dim, device=device)
-        sums = _LossSums(device, with_prototype=config.use_prototype_loss)
+        names = ("nll", "prototype", "total") if config.use_prototype_loss else ("nll", "total")
         iteration, stop = int(loop["iteration"]), False
         order = None if loop["order"] is None else loop["order"].to(device)
         self.iterations_ = iteration
         self._set_training(True)
-        show = show_progress(config.progress)
-        with tqdm(total=total, initial=iteration, disable=not show, desc="gsmflow",
-                  leave=False) as bar:
+        with self._training_log(schedule, total=total, loss_names=names, device=device,
+                                rng=rng, optimisers=optimisers, start=iteration,
+                                epoch=lambda i: i / steps_per_epoch,
+                                progress=config.progress) as log:
             for epoch in range(int(loop["epoch"]), config.epochs):
                 if order is None:
-                    order = torch.randperm(n_train, generator=generator, device=device)
+                    order = torch.randperm(n_train, generator=rng, device=device)
                 first = int(loop["step"]) if epoch == loop["epoch"] else 0
                 for step in range(first, steps_per_epoch):
                     rows = order[step * batch_size:(step + 1) * batch_size]
                     x = features[rows]
                     if config.use_perturbation and config.perturbation > 0:
-                        x = x + config.perturbation * self._perturbation(x, generator)
+                        x = x + config.perturbation * self._perturbation(x, rng)
                     global_seen = self._condition(seen_semantics)
                     z, log_det = self.flow_(x, global_seen[label_index[rows]])
                     nll = z.pow(2).mean() / 2 - log_det.mean() / feature_dim  # Eq. 3-4 per dim
+                    terms = [nll]
                     loss = nll
-                    prototype = None
                     if config.use_prototype_loss:
                         # Eq. 13/17: semantic module frozen for this term (reference code).
                         mean_samples = self.flow_.inverse(latent_zero, global_seen.detach())
                         prototype = F.mse_loss(mean_samples, prototypes)
                         loss = loss + config.prototype_weight * prototype
+                        terms.append(prototype)
                     optimizer.zero_grad(set_to_none=True)
                     loss.backward()
                     optimizer.step()
                     iteration += 1
                     self.iterations_ = iteration
-                    sums.add(nll, prototype, loss)
-                    bar.update()
-                    if schedule is not None and schedule.callback is not None and (
-                            schedule.due(iteration) or iteration == total):
-                        snapshot = functools.partial(
-                            self._training_state, generator, optimisers, epoch=epoch,
-                            step=step + 1, iteration=iteration, order=order)
-                        checkpoint = Checkpoint(iteration, iteration / steps_per_epoch,
-                                                sums.means(), snapshot=snapshot)
-                        sums.reset()
-                        stop = bool(self._call_back(schedule, checkpoint))
-                        if stop:
-                            break
+                    stop = log.step(iteration, torch.stack([*terms, loss]), epoch=epoch,
+                                    step=step + 1, iteration=iteration, order=order)
+                    if stop:
+                        break
                 if stop:
                     break
                 order = None
@@ -267,31 +253,19 @@ class GSMFlow(Generator):
         self._set_training(False)
         return self
 
-    def _perturbation(self, x: Tensor, generator: torch.Generator) -> Tensor:
+    def _perturbation(self, x: Tensor, rng: torch.Generator) -> Tensor:
         """``e * m`` of Eq. 8-10: Gaussian noise with a per-dimension keep-mask."""
-        noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+        noise = torch.randn(x.shape, generator=rng, device=x.device, dtype=x.dtype)
         dropout = self.config.perturbation_dropout
         if dropout > 0:
-            keep = torch.rand(x.shape[1], generator=generator, device=x.device) >= dropout
+            keep = torch.rand(x.shape[1], generator=rng, device=x.device) >= dropout
             noise = noise * keep
         return noise
 
-    def _call_back(self, schedule: CheckpointSchedule, checkpoint: Checkpoint) -> bool | None:
-        """Eval mode while the experiment layer evaluates; autograd stays on for its classifier."""
-        assert schedule.callback is not None
-        self._set_training(False)
-        try:
-            return schedule.callback(checkpoint)
-        finally:
-            self._set_training(True)
-
     def sample(self, semantics: Tensor, n_per_class: int, *,
-               generator: torch.Generator | None = None) -> Tensor:
+               rng: torch.Generator | None = None) -> Tensor:
         """``x = g(z; a_g(c))`` (Eq. 19), ``z ~ N(0, temperature^2 I)``; class-major rows."""
-        self._check_fitted()
         device = self.device
-        if generator is not None:
-            generator = generator_on(generator, device)
         semantics = semantics.to(device=device, dtype=torch.float32)
         total = len(semantics) * n_per_class
         output = torch.empty(total, self.feature_dim_, device=device)
@@ -300,7 +274,7 @@ class GSMFlow(Generator):
             for start in range(0, total, self.config.synthesis_chunk):
                 stop = min(start + self.config.synthesis_chunk, total)
                 classes = torch.arange(start, stop, device=device) // n_per_class
-                z = torch.randn(stop - start, self.feature_dim_, generator=generator,
+                z = torch.randn(stop - start, self.feature_dim_, generator=rng,
                                 device=device)
                 if self.config.temperature != 1.0:
                     z = z * self.config.temperature
@@ -309,17 +283,11 @@ class GSMFlow(Generator):
 
     def global_semantics(self, semantics: Tensor) -> Tensor:
         """The flow's condition for ``semantics`` rows: ``a_g`` (Eq. 16), or ``a`` without RP."""
-        self._check_fitted()
+        self.check_is_fitted()
         with self._evaluating():
             return self._condition(semantics.to(device=self.device, dtype=torch.float32))
 
-    @property
-    def device(self) -> torch.device:
-        self._check_fitted()
-        return next(self.flow_.parameters()).device
-
     def state_dict(self) -> dict[str, Any]:
-        self._check_fitted()
         positioning = self.relative_positioning_
         return {
             "architecture": dict(self.architecture_),
@@ -374,58 +342,6 @@ class GSMFlow(Generator):
         if self.relative_positioning_ is None:
             return semantics
         return self.relative_positioning_(semantics)
-
-    def _modules_(self) -> list[nn.Module]:
-        modules: list[nn.Module] = [self.flow_]
-        if self.relative_positioning_ is not None:
-            modules.append(self.relative_positioning_)
-        return modules
-
-    def _to(self, device: torch.device) -> None:
-        for module in self._modules_():
-            module.to(device)
-
-    def _set_training(self, mode: bool) -> None:
-        for module in self._modules_():
-            module.train(mode)
-
-    @contextlib.contextmanager
-    def _evaluating(self) -> Iterator[None]:
-        """Eval mode and no autograd for sampling; restores the previous mode afterwards."""
-        was_training = self.flow_.training
-        self._set_training(False)
-        try:
-            with torch.no_grad():
-                yield
-        finally:
-            self._set_training(was_training)
-
-    def _check_fitted(self) -> None:
-        if not hasattr(self, "flow_"):
-            raise GZSLError("GSMFlow is not fitted: call fit() first, or Generator.load() a "
-                            "saved model")
-
-
-class _LossSums:
-    """Running sums of the loss terms on the device; read (one sync) only at checkpoints."""
-
-    def __init__(self, device: torch.device, *, with_prototype: bool) -> None:
-        self.names = ["nll", "prototype", "total"] if with_prototype else ["nll", "total"]
-        self.device = device
-        self.reset()
-
-    def reset(self) -> None:
-        self.sums = torch.zeros(len(self.names), device=self.device)
-        self.count = 0
-
-    def add(self, nll: Tensor, prototype: Tensor | None, total: Tensor) -> None:
-        terms = [nll, total] if prototype is None else [nll, prototype, total]
-        self.sums = self.sums + torch.stack(terms).detach()
-        self.count += 1
-
-    def means(self) -> dict[str, float]:
-        values = (self.sums / max(self.count, 1)).tolist()
-        return dict(zip(self.names, values, strict=True))
 
 
 def _steps_per_epoch(n_train: int, batch_size: int) -> int:

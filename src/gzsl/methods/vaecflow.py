@@ -33,7 +33,6 @@ zeros like the real ones.
 
 from __future__ import annotations
 
-import functools
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -41,18 +40,14 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from tqdm import tqdm
 
 from gzsl.data.errors import GZSLError, check_choice
 from gzsl.methods.base import (
-    Checkpoint,
     CheckpointSchedule,
     Generator,
     SeenData,
-    generator_on,
     register,
     seeded_init,
-    show_progress,
 )
 from gzsl.nn.additive import AdditiveFlow
 
@@ -163,14 +158,14 @@ class SemanticVAE(nn.Module):
         return self.decoder(latent)
 
 
-def reparameterise(mean: Tensor, log_sigma: Tensor, generator: torch.Generator | None) -> Tensor:
+def reparameterise(mean: Tensor, log_sigma: Tensor, rng: torch.Generator | None) -> Tensor:
     """``mean + exp(log_sigma) * e`` with ``e ~ N(0, I)`` drawn independently per dimension."""
-    noise = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
+    noise = torch.randn(mean.shape, generator=rng, device=mean.device, dtype=mean.dtype)
     return mean + log_sigma.exp() * noise
 
 
 def dequantise_zeros(features: Tensor, scale: float,
-                     generator: torch.Generator | None) -> Tensor:
+                     rng: torch.Generator | None) -> Tensor:
     """``features`` with each exact zero replaced by ``-|e| * scale``, ``e ~ N(0, 1)``.
 
     Reads a zero of a post-ReLU feature as a censored value ``y <= 0`` and imputes one
@@ -179,7 +174,7 @@ def dequantise_zeros(features: Tensor, scale: float,
     """
     if scale == 0:
         return features
-    below = torch.randn(features.shape, generator=generator, device=features.device,
+    below = torch.randn(features.shape, generator=rng, device=features.device,
                         dtype=features.dtype).abs_().mul_(-scale)
     return torch.where(features == 0, below, features)
 
@@ -192,7 +187,7 @@ def gaussian_log_density(z: Tensor, mean: Tensor, log_sigma: Tensor) -> Tensor:
 
 def vaecflow_losses(flow: AdditiveFlow, vae: SemanticVAE, classifier: nn.Linear,
                     features: Tensor, semantics: Tensor, targets: Tensor,
-                    config: VAECFlowConfig, generator: torch.Generator | None) -> dict[str, Tensor]:
+                    config: VAECFlowConfig, rng: torch.Generator | None) -> dict[str, Tensor]:
     """The terms of Eq. 10 for one batch, each a per-image quantity averaged over the batch.
 
     Args:
@@ -203,7 +198,7 @@ def vaecflow_losses(flow: AdditiveFlow, vae: SemanticVAE, classifier: nn.Linear,
     latent, log_det = flow(features)
     mean, log_sigma = vae.encode(semantics)
     flow_nll = -(gaussian_log_density(latent, mean, log_sigma) + log_det).mean()
-    vae_latent = reparameterise(mean, log_sigma, generator)
+    vae_latent = reparameterise(mean, log_sigma, rng)
     reconstruction = (vae.decode(vae_latent) - semantics).abs().sum(dim=1).mean()
     unit_variance = ((2 * log_sigma).exp() - 2 * log_sigma - 1).sum(dim=1).mean()
     classified = latent if config.classification_latent == "flow" else vae_latent
@@ -222,27 +217,26 @@ class VAECFlow(Generator):
     name = "vaecflow"
     Config = VAECFlowConfig
 
-    def fit(self, data: SeenData, *, generator: torch.Generator,
+    def fit(self, data: SeenData, *, rng: torch.Generator,
             schedule: CheckpointSchedule | None = None,
             resume: dict[str, Any] | None = None) -> VAECFlow:
         """Train flow, VAE and latent classifier jointly on seen classes (Algorithm 1)."""
         config = self.config
         device = data.device
-        generator = generator_on(generator, device)
         n_train = len(data.features)
         if resume is None:
-            shuffle_seed = int(torch.randint(0, 2**31 - 1, (1,), generator=generator,
-                                             device=generator.device))
+            shuffle_seed = int(torch.randint(0, 2**31 - 1, (1,), generator=rng,
+                                             device=rng.device))
             self._build(data.feature_dim, data.semantic_dim, len(data.seen_classes),
-                        shuffle_seed, generator=generator)
+                        shuffle_seed, rng=rng)
             self._to(device)
-            order = torch.randperm(n_train, generator=generator, device=device)
+            order = torch.randperm(n_train, generator=rng, device=device)
             self.flow_.initialise(dequantise_zeros(
                 data.features[order[: config.initialisation_size]],
-                config.zero_dequantisation, generator))
+                config.zero_dequantisation, rng))
             loop: dict[str, Any] = {"iteration": 0, "cursor": 0}
         else:
-            loop = self._resume_model(resume, generator, device)
+            loop = self._resume_model(resume, rng, device)
             order = loop["order"].to(device)
         targets = torch.searchsorted(data.seen_classes, data.labels)
 
@@ -254,46 +248,31 @@ class VAECFlow(Generator):
             self._resume_optimisers(resume, optimisers)
         batch_size = min(config.batch_size, n_train)
         total = self.total_iterations(n_train)
-        callback = schedule.callback if schedule is not None else None
-        loss_sums = torch.zeros(len(LOSS_NAMES), device=device)
-        steps_since_checkpoint = 0
         cursor = int(loop["cursor"])
-        show = show_progress(config.progress)
-        with tqdm(total=total, initial=int(loop["iteration"]), disable=not show,
-                  desc="vaecflow") as bar:
+        with self._training_log(schedule, total=total, loss_names=LOSS_NAMES, device=device,
+                                rng=rng, optimisers=optimisers, start=int(loop["iteration"]),
+                                epoch=lambda i: i * batch_size / n_train,
+                                progress=config.progress) as log:
             for iteration in range(int(loop["iteration"]) + 1, total + 1):
                 if cursor + batch_size > n_train:
-                    order = torch.randperm(n_train, generator=generator, device=device)
+                    order = torch.randperm(n_train, generator=rng, device=device)
                     cursor = 0
                 batch = order[cursor: cursor + batch_size]
                 cursor += batch_size
                 features = dequantise_zeros(data.features[batch], config.zero_dequantisation,
-                                            generator)
+                                            rng)
                 if config.dequantisation_noise > 0:
                     features = features + config.dequantisation_noise * torch.randn(
-                        features.shape, generator=generator, device=device)
+                        features.shape, generator=rng, device=device)
                 losses = vaecflow_losses(
                     self.flow_, self.vae_, self.classifier_, features,
-                    data.class_semantics[data.labels[batch]], targets[batch], config, generator)
+                    data.class_semantics[data.labels[batch]], targets[batch], config, rng)
                 optimizer.zero_grad(set_to_none=True)
                 losses["total"].backward()
                 optimizer.step()
-                loss_sums += torch.stack([losses[name].detach() for name in LOSS_NAMES])
-                steps_since_checkpoint += 1
-                bar.update(1)
-                at_checkpoint = schedule is not None and schedule.due(iteration)
-                if callback is not None and (at_checkpoint or iteration == total):
-                    means = (loss_sums / steps_since_checkpoint).tolist()
-                    snapshot = functools.partial(
-                        self._training_state, generator, optimisers, iteration=iteration,
-                        cursor=cursor, order=order)
-                    checkpoint = Checkpoint(iteration, iteration * batch_size / n_train,
-                                            dict(zip(LOSS_NAMES, means, strict=True)),
-                                            snapshot=snapshot)
-                    loss_sums.zero_()
-                    steps_since_checkpoint = 0
-                    if callback(checkpoint):
-                        break
+                if log.step(iteration, torch.stack([losses[name] for name in LOSS_NAMES]),
+                            iteration=iteration, cursor=cursor, order=order):
+                    break
         return self
 
     def total_iterations(self, n_train: int) -> int:
@@ -301,7 +280,7 @@ class VAECFlow(Generator):
 
     @torch.no_grad()
     def sample(self, semantics: Tensor, n_per_class: int, *,
-               generator: torch.Generator | None = None,
+               rng: torch.Generator | None = None,
                temperature: float | None = None) -> Tensor:
         """Features for each row of ``semantics`` (class-major): ``f^-1(z)``, Eq. 11.
 
@@ -313,8 +292,6 @@ class VAECFlow(Generator):
         if temperature < 0:
             raise GZSLError(f"temperature must be >= 0, got {temperature}")
         device = self.device
-        if generator is not None:
-            generator = generator_on(generator, device)
         semantics = semantics.to(device=device, dtype=torch.float32)
         mean, log_sigma = self.vae_.encode(semantics)
         std = log_sigma.exp() * math.sqrt(temperature)
@@ -323,7 +300,7 @@ class VAECFlow(Generator):
         for start in range(0, total, self.config.synthesis_chunk):
             stop = min(start + self.config.synthesis_chunk, total)
             rows = torch.arange(start, stop, device=device) // n_per_class
-            noise = torch.randn(stop - start, self.feature_dim_, generator=generator,
+            noise = torch.randn(stop - start, self.feature_dim_, generator=rng,
                                 device=device)
             features[start:stop] = self.flow_.inverse(mean[rows] + std[rows] * noise)
         if self.config.rectify:
@@ -335,10 +312,6 @@ class VAECFlow(Generator):
         """``(mu(a), sigma(a))`` of the flow latent's conditional prior for each row."""
         mean, log_sigma = self.vae_.encode(semantics.to(device=self.device, dtype=torch.float32))
         return mean, log_sigma.exp()
-
-    @property
-    def device(self) -> torch.device:
-        return self.classifier_.weight.device
 
     def state_dict(self) -> dict[str, Any]:
         return {
@@ -352,7 +325,7 @@ class VAECFlow(Generator):
                         device: torch.device | str = "cpu") -> VAECFlow:
         with torch.random.fork_rng(devices=[]):
             self._build(int(state["feature_dim"]), int(state["semantic_dim"]),
-                        int(state["n_seen"]), int(state["shuffle_seed"]), generator=None)
+                        int(state["n_seen"]), int(state["shuffle_seed"]), rng=None)
         self.flow_.load_state_dict(state["flow"])
         self.vae_.load_state_dict(state["vae"])
         self.classifier_.load_state_dict(state["classifier"])
@@ -360,7 +333,7 @@ class VAECFlow(Generator):
         return self
 
     def _build(self, feature_dim: int, semantic_dim: int, n_seen: int, shuffle_seed: int, *,
-               generator: torch.Generator | None) -> None:
+               rng: torch.Generator | None) -> None:
         config = self.config
         self.feature_dim_, self.semantic_dim_ = feature_dim, semantic_dim
         self.n_seen_, self.shuffle_seed_ = n_seen, shuffle_seed
@@ -372,12 +345,8 @@ class VAECFlow(Generator):
                                     config.decoder_hidden)
             self.classifier_ = nn.Linear(feature_dim, n_seen)
 
-        if generator is None:
+        if rng is None:
             build()
         else:
-            with seeded_init(generator):
+            with seeded_init(rng):
                 build()
-
-    def _to(self, device: torch.device) -> None:
-        for module in (self.flow_, self.vae_, self.classifier_):
-            module.to(device)

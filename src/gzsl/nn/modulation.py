@@ -6,7 +6,7 @@ Dropout(0.5) -> LeakyReLU(0.2). The generator's intermediate outputs, its input 
 included, are each modulated (Eq. 3) by parameters that the attribute modulators compute
 from a task embedding (Eq. 1-2).
 
-Every ``forward`` takes an optional ``generator``: dropout masks are then drawn from that
+Every ``forward`` takes an optional ``rng``: dropout masks are then drawn from that
 ``torch.Generator`` (on the input's device), so a training run is reproducible from its seed
 without touching the global random state. Without one, dropout falls back to
 :func:`torch.nn.functional.dropout`.
@@ -25,13 +25,13 @@ Modulation = tuple[Tensor, Tensor]
 
 
 def dropout(inputs: Tensor, probability: float, training: bool,
-            generator: torch.Generator | None = None) -> Tensor:
-    """Inverted dropout whose mask is drawn from ``generator`` when one is given."""
+            rng: torch.Generator | None = None) -> Tensor:
+    """Inverted dropout whose mask is drawn from ``rng`` when one is given."""
     if not training or probability == 0.0:
         return inputs
-    if generator is None:
+    if rng is None:
         return F.dropout(inputs, probability, training=True)
-    keep = torch.rand(inputs.shape, generator=generator, device=inputs.device,
+    keep = torch.rand(inputs.shape, generator=rng, device=inputs.device,
                       dtype=inputs.dtype) >= probability
     return inputs * keep / (1.0 - probability)
 
@@ -51,8 +51,8 @@ class FDLBlock(nn.Module):
         self.dropout = dropout
         self.leaky_slope = leaky_slope
 
-    def forward(self, inputs: Tensor, generator: torch.Generator | None = None) -> Tensor:
-        hidden = dropout(self.linear(inputs), self.dropout, self.training, generator)
+    def forward(self, inputs: Tensor, rng: torch.Generator | None = None) -> Tensor:
+        hidden = dropout(self.linear(inputs), self.dropout, self.training, rng)
         return F.leaky_relu(hidden, self.leaky_slope)
 
 
@@ -93,8 +93,8 @@ class FBDBlock(nn.Module):
         self.norm = BatchNorm(out_features, eps=batch_norm_eps)
         self.dropout = dropout
 
-    def forward(self, inputs: Tensor, generator: torch.Generator | None = None) -> Tensor:
-        return dropout(self.norm(self.linear(inputs)), self.dropout, self.training, generator)
+    def forward(self, inputs: Tensor, rng: torch.Generator | None = None) -> Tensor:
+        return dropout(self.norm(self.linear(inputs)), self.dropout, self.training, rng)
 
 
 #: Activations of the generator's output (after its modulation).
@@ -134,7 +134,7 @@ class ModulatedGenerator(nn.Module):
         return (self.input_dim, self.hidden, self.hidden, self.hidden, self.feature_dim)
 
     def forward(self, noise: Tensor, attributes: Tensor, modulation: Sequence[Modulation],
-                generator: torch.Generator | None = None) -> Tensor:
+                rng: torch.Generator | None = None) -> Tensor:
         """Synthetic features ``(rows, D)`` from ``noise`` and ``attributes`` rows.
 
         ``modulation`` holds one ``(w, b)`` per modulated output (see
@@ -142,7 +142,7 @@ class ModulatedGenerator(nn.Module):
         """
         hidden = modulate(torch.cat([noise, attributes], dim=1), *modulation[0])
         for block, (weight, bias) in zip(self.blocks, modulation[1:4], strict=True):
-            hidden = modulate(block(hidden, generator), weight, bias)
+            hidden = modulate(block(hidden, rng), weight, bias)
         hidden = F.leaky_relu(hidden, self.leaky_slope)
         outputs = modulate(self.output(hidden), *modulation[4])
         return OUTPUT_ACTIVATIONS[self.output_activation](outputs)
@@ -167,16 +167,16 @@ class AttributeModulation(nn.Module):
         self.bias_heads = nn.ModuleList(nn.Linear(embedding_dim, w) for w in widths)
 
     def task_embedding(self, task_attributes: Tensor,
-                       generator: torch.Generator | None = None) -> Tensor:
+                       rng: torch.Generator | None = None) -> Tensor:
         """Eq. 1: ``(T, E)`` embeddings of ``T`` tasks from their ``(T, N, A)`` attributes."""
         tasks, ways, dim = task_attributes.shape
-        projected = self.projector(task_attributes.reshape(tasks * ways, dim), generator)
+        projected = self.projector(task_attributes.reshape(tasks * ways, dim), rng)
         return projected.reshape(tasks, ways, -1).mean(dim=1)
 
     def forward(self, task_attributes: Tensor,
-                generator: torch.Generator | None = None) -> list[Modulation]:
+                rng: torch.Generator | None = None) -> list[Modulation]:
         """Eq. 1-2: one ``(w, b)`` pair per modulated layer, each ``(T, width)``."""
-        embedding = self.task_embedding(task_attributes, generator)
+        embedding = self.task_embedding(task_attributes, rng)
         return [(w(embedding), b(embedding))
                 for w, b in zip(self.weight_heads, self.bias_heads, strict=True)]
 
@@ -198,10 +198,10 @@ class FDLStack(nn.Module):
             for a, b in zip(widths[:-1], widths[1:], strict=True))
         self.output = nn.Linear(widths[-1], outputs)
 
-    def forward(self, inputs: Tensor, generator: torch.Generator | None = None) -> Tensor:
+    def forward(self, inputs: Tensor, rng: torch.Generator | None = None) -> Tensor:
         hidden = inputs
         for block in self.blocks:
-            hidden = block(hidden, generator)
+            hidden = block(hidden, rng)
         return self.output(hidden)
 
 
@@ -224,8 +224,8 @@ class Critic(nn.Module):
         self.dropout = dropout
 
     def forward(self, features: Tensor, attributes: Tensor,
-                generator: torch.Generator | None = None) -> Tensor:
+                rng: torch.Generator | None = None) -> Tensor:
         """``(rows,)`` critic scores, high for real pairs."""
-        hidden = self.first(torch.cat([features, attributes], dim=1), generator)
-        hidden = dropout(self.middle(hidden), self.dropout, self.training, generator)
-        return self.output(self.second(hidden, generator)).squeeze(1)
+        hidden = self.first(torch.cat([features, attributes], dim=1), rng)
+        hidden = dropout(self.middle(hidden), self.dropout, self.training, rng)
+        return self.output(self.second(hidden, rng)).squeeze(1)
