@@ -211,3 +211,13 @@ def test_the_readme_python_example_runs(tmp_path, monkeypatch):
     results = json.loads((tmp_path / "runs" / "my-run" / "results.json").read_text())
     assert namespace["run"].metrics == {m: results[m] for m in ("U", "S", "H", "T1")}
     assert namespace["features"].shape == (5, namespace["run"].feature_dim)
+
+
+def test_plot_into_a_read_only_run_is_one_clear_error(finished_run, tmp_path, monkeypatch):
+    import gzsl.experiments.plots as plots
+
+    def read_only(path, write):
+        raise OSError(errno.EROFS, "Read-only file system")
+    monkeypatch.setattr(plots, "atomic_write", read_only)
+    with pytest.raises(GZSLError, match="cannot write .*plots: Read-only file system"):
+        plots.plot_run(finished_run, only=("per_class_accuracy",))

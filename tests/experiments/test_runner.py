@@ -201,17 +201,20 @@ def test_run_directory_contents(tiny_dataset, tmp_path):
     assert isinstance(reloaded, GaussianBaseline)
 
 
-def test_calibrated_stacking_recorded_and_rejected_without_selection(tiny_dataset):
+def test_calibrated_stacking_recorded_and_rejected_without_selection(tiny_dataset, tmp_path):
     result = _run(tiny_dataset, "val", "evaluation.calibrated_stacking=true", method="gaussian")
     assert "gamma" in result.chosen
     with pytest.raises(GZSLError, match="calibrated stacking"):
-        _run(tiny_dataset, "final", "evaluation.calibrated_stacking=true", method="gaussian")
+        _run(tiny_dataset, "final", "evaluation.calibrated_stacking=true", method="gaussian",
+             out=tmp_path / "refused")
+    assert not (tmp_path / "refused").exists()  # refused before any file was made
 
 
-def test_val_without_validation_split_is_a_clear_error(tiny_dataset):
+def test_val_without_validation_split_is_a_clear_error(tiny_dataset, tmp_path):
     splits = {k: v for k, v in tiny_dataset.splits.items() if k not in ("train", "val")}
     with pytest.raises(GZSLError, match="no validation split"):
-        _run(replace(tiny_dataset, splits=splits), "val")
+        _run(replace(tiny_dataset, splits=splits), "val", out=tmp_path / "refused")
+    assert not (tmp_path / "refused").exists()
 
 
 def test_runs_use_deterministic_kernels_and_restore_the_setting(tiny_dataset, monkeypatch):

@@ -102,9 +102,14 @@ def plot_run(run_dir: str | Path, *, root: str | Path | None = None, data: Any =
             continue
         png = report.directory / f"{name}.png"
         data_path = report.directory / data_name
-        atomic_write(data_path, lambda handle, payload=data_bytes: handle.write(payload))
-        atomic_write(png, lambda handle, fig=figure: fig.savefig(handle, format="png",
-                                                                  dpi=110))
+        try:
+            atomic_write(data_path, lambda handle, payload=data_bytes: handle.write(payload))
+            atomic_write(png, lambda handle, fig=figure: fig.savefig(handle, format="png",
+                                                                      dpi=110))
+        except OSError as error:
+            raise GZSLError(f"cannot write {png.parent}: {error.strerror or error}. Fix: make "
+                            "the run directory writable, or copy the run somewhere writable "
+                            "and plot it there") from error
         titles = [figure.get_suptitle(), *(axis.get_title() for axis in figure.axes)]
         report.titles[name] = "\n".join(title for title in titles if title)
         report.written[name] = png

@@ -176,6 +176,8 @@ class Experiment:
         if evaluation.calibrated_stacking and config.selection == "final":
             raise GZSLError("calibrated stacking needs a constant chosen on data: use "
                             "--selection val (or test-oracle), or turn it off")
+        if config.selection == "val" and not data.has_validation:
+            data.task("validation")  # its error names the fix; raised before any file is made
         self.phases: list[Phase] = []
         self.preprocessor = Preprocessor(config.data.preprocessing, config.data.l2)
 
@@ -447,9 +449,10 @@ def execute(config: ExperimentConfig, *, root: str | Path | None = None,
     run_dir.check(overwrite=overwrite)  # refuse before loading any data
     if data is None:
         data = load_data(config, root)
+    experiment = Experiment(config, data, log, root=root, tracker=tracker,
+                            save_every=save_every)  # refuses bad combinations: nothing written
     with run_dir.claim(overwrite=overwrite):
-        experiment = Experiment(config, data, log, root=root, tracker=tracker,
-                                run_dir=run_dir, save_every=save_every)
+        experiment.run_dir = run_dir
         experiment.write_start()
         return _finish(experiment)
 
