@@ -6,9 +6,10 @@ Two kinds of check live here:
   (:func:`missing_keys`), 0-based vs 1-based indices and out-of-range indices
   (:func:`index_problems`), matrix orientation (:func:`orient`);
 * checks on an assembled :class:`~gzsl.data.GZSLData` (:func:`validate`): shapes,
-  non-finite values, labels without semantics, split overlap and coverage, class
-  bookkeeping (unseen classes disjoint from seen ones, test-seen classes seen, classes
-  without images), and the validation split.
+  non-finite values, duplicate class names, all-zero or identical semantic vectors,
+  labels without semantics, split overlap and coverage, class bookkeeping (unseen
+  classes disjoint from seen ones, test-seen classes seen, classes without images), and
+  the validation split.
 
 Each returns a list of :class:`Problem` records (message, file, key, fix). The loaders
 raise them together as one :class:`DataProblemsError` error; ``gzsl data check`` prints them.
@@ -196,6 +197,7 @@ def validate(data: GZSLData, origin: Origin | None = None) -> list[Problem]:
         problems.append(Problem(
             f"{len(data.class_names)} class names for {n_classes} semantic vectors",
             **where("class_names"), fix="give exactly one name per class"))
+    problems += _duplicate_names(data.class_names, where("class_names"))
     problems += _non_finite(features, "image", where("features"))
     problems += _non_finite(semantics, "class", where("semantics"))
     labels_ok = labels.shape[0] == n_images
@@ -213,6 +215,8 @@ def validate(data: GZSLData, origin: Origin | None = None) -> list[Problem]:
                 f"{n_classes} classes", **where("labels"),
                 fix=f"add semantic vectors for classes {_few(missing)}, or check that the "
                 "labels and the semantics come from the same dataset"))
+    used = np.unique(labels) if labels_ok else np.arange(n_classes)
+    problems += _indistinct_semantics(semantics, used, data.class_names, where("semantics"))
     splits_ok = True
     for name in REQUIRED_SPLITS:
         if name not in data.splits:
@@ -244,6 +248,57 @@ def validate(data: GZSLData, origin: Origin | None = None) -> list[Problem]:
             "drop unused images from features and labels, or add them to a set"))
     if labels_ok:
         problems += _class_problems(data, split, where)
+    return problems
+
+
+def _duplicate_names(names: Sequence[str], place: dict) -> list[Problem]:
+    """Per-class results are keyed by name: two classes of one name would merge."""
+    positions: dict[str, list[int]] = {}
+    for index, name in enumerate(names):
+        positions.setdefault(name, []).append(index)
+    repeated = [(name, where) for name, where in positions.items() if len(where) > 1]
+    if not repeated:
+        return []
+    listed = "; ".join(f"{name!r} (classes {', '.join(map(str, where))})"
+                       for name, where in repeated[:5])
+    more = f"; ... ({len(repeated)} names in all)" if len(repeated) > 5 else ""
+    return [Problem(f"class names appear more than once: {listed}{more}", **place,
+                    fix="give every class its own name")]
+
+
+def _indistinct_semantics(semantics: np.ndarray, used: np.ndarray, names: Sequence[str],
+                          place: dict) -> list[Problem]:
+    """Classes with images whose semantic vector is all zeros, or equal to another's.
+
+    No method can tell apart two classes with one semantic vector, and an all-zero vector
+    describes nothing (and has no direction once normalised). None of the xlsa17
+    benchmarks has either, so both are refused rather than warned about.
+    """
+    rows = semantics[used]
+    finite = np.isfinite(rows).all(axis=1)
+    problems = []
+    zero = used[finite & ~rows.any(axis=1)]
+    if len(zero):
+        problems.append(Problem(
+            f"{len(zero)} class(es) with images have an all-zero semantic vector: "
+            f"{_names(zero, names)}", **place,
+            fix="give every class a semantic vector that describes it"))
+    if finite.sum() < 2:
+        return problems
+    kept = used[finite]
+    _, group, counts = np.unique(rows[finite], axis=0, return_inverse=True,
+                                 return_counts=True)
+    group = group.ravel()
+    shared = [kept[group == g] for g in np.flatnonzero(counts > 1)]
+    if shared:
+        listed = "; ".join(" = ".join(f"{int(c)} ({names[int(c)]})" if int(c) < len(names)
+                                      else str(int(c)) for c in classes)
+                           for classes in shared[:5])
+        more = f"; ... ({len(shared)} groups in all)" if len(shared) > 5 else ""
+        problems.append(Problem(
+            f"classes share one semantic vector, so no method can tell them apart: "
+            f"{listed}{more}", **place,
+            fix="correct the semantic vectors, or merge the classes into one"))
     return problems
 
 
