@@ -34,9 +34,55 @@ NPZ_OPTIONAL = ("class_names", "train_loc", "val_loc", "name", "synthetic", "sou
 _HDF5_INTERNAL = ("#refs#", "#subsystem#")
 
 
+#: How deep cell arrays may nest in a v7.3 file; deeper is taken for a reference loop.
+_MAX_CELL_DEPTH = 16
+
+_READ_FIX = ("check the file is complete (re-download or re-copy it), or re-save it in "
+             "MATLAB with save(..., '-v7') or '-v7.3'")
+
+
+def summarize(error: BaseException, limit: int = 90) -> str:
+    """A library's error in a few words: its type and the first line of its message."""
+    text = str(error).strip().splitlines()[0] if str(error).strip() else ""
+    text = text if len(text) <= limit else text[:limit - 3] + "..."
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
+def check_readable(path: str | Path) -> None:
+    """Raise a :class:`DataError` unless ``path`` can be opened for reading and is not empty.
+
+    Run before handing a file to scipy, h5py or NumPy, whose own errors on an empty or
+    unreadable file are unclear (NumPy's ``EOFError`` even reads as an interruption).
+    """
+    path = Path(path)
+    try:
+        with open(path, "rb") as handle:
+            empty = handle.read(1) == b""
+    except PermissionError as error:
+        raise DataError(f"cannot open {path.name}: permission denied", file=str(path),
+                        fix="make the file readable (chmod u+r), or run as a user who may "
+                        "read it") from error
+    except OSError as error:
+        raise DataError(f"cannot open {path.name}: {error.strerror or summarize(error)}",
+                        file=str(path), fix="check the path and the file") from error
+    if empty:
+        raise DataError(f"{path.name} is empty (0 bytes)", file=str(path),
+                        fix="the file was not written completely: re-download, re-copy or "
+                        "re-save it")
+
+
 def is_mat_v73(path: str | Path) -> bool:
-    """True when ``path`` is a MATLAB v7.3 (HDF5) file rather than a v5/v7 one."""
-    return bool(h5py.is_hdf5(str(path)))
+    """True when ``path`` is a MATLAB v7.3 (HDF5) file rather than a v5/v7 one.
+
+    A truncated v7.3 file is no longer HDF5 to h5py, but MATLAB's 128-byte header (text
+    "MATLAB 7.3 MAT-file", version 0x0200) still says what it was meant to be.
+    """
+    if h5py.is_hdf5(str(path)):
+        return True
+    with open(path, "rb") as handle:
+        header = handle.read(128)
+    return header.startswith(b"MATLAB 7.3 MAT-file") or (
+        len(header) == 128 and header[124:128] in (b"\x00\x02IM", b"\x02\x00MI"))
 
 
 def read_mat(path: str | Path, keys: Iterable[str] | None = None) -> dict[str, Any]:
@@ -48,22 +94,28 @@ def read_mat(path: str | Path, keys: Iterable[str] | None = None) -> dict[str, A
             absent from the result, so the caller can report every missing key at once.
 
     Raises:
-        DataError: the file is not a MATLAB file either library can read.
+        DataError: the file is empty, unreadable, or not a MATLAB file either library can
+            read (truncated, corrupt, broken references): one line naming the file.
     """
     path = Path(path)
     wanted = None if keys is None else list(keys)
-    if is_mat_v73(path):
-        return _read_mat_v73(path, wanted)
+    check_readable(path)
+    v73 = is_mat_v73(path)
     try:
+        if v73:
+            return _read_mat_v73(path, wanted)
         if wanted is None:
             content = scipy.io.loadmat(str(path))
         else:
             content = scipy.io.loadmat(str(path), variable_names=wanted)
-    except (ValueError, TypeError, OSError, NotImplementedError) as error:
-        raise DataError(
-            f"cannot read {path.name} as a MATLAB file: {error}", file=str(path),
-            fix="check the file is a complete .mat file (re-download it, or re-save it in "
-            "MATLAB with save(..., '-v7') or '-v7.3')") from error
+    except DataError:
+        raise
+    except Exception as error:  # any parser failure on these bytes
+        # scipy and h5py raise many types on corrupt input (OSError, ValueError, KeyError,
+        # MatReadError, zlib.error, RecursionError...); all mean "this file is broken".
+        kind = "MATLAB v7.3 (HDF5)" if v73 else "MATLAB"
+        raise DataError(f"cannot read {path.name} as a {kind} file ({summarize(error)})",
+                        file=str(path), fix=_READ_FIX) from error
     return {k: v for k, v in content.items() if not k.startswith("__")}
 
 
@@ -74,12 +126,23 @@ def _read_mat_v73(path: Path, wanted: list[str] | None) -> dict[str, Any]:
         for key in names if wanted is None else [k for k in wanted if k in handle]:
             node = handle[key]
             if isinstance(node, h5py.Dataset):
-                out[key] = _hdf5_value(handle, node)
+                try:
+                    out[key] = _hdf5_value(handle, node)
+                except Exception as error:  # as in read_mat
+                    raise DataError(
+                        f"cannot read '{key}' of {path.name} as a MATLAB v7.3 variable "
+                        f"({summarize(error)})", file=str(path), key=key,
+                        fix=_READ_FIX) from error
     return out
 
 
-def _hdf5_value(handle: h5py.File, node: h5py.Dataset) -> Any:
+def _hdf5_value(handle: h5py.File, node: h5py.Dataset, depth: int = 0) -> Any:
     """One v7.3 variable as MATLAB sees it: arrays transposed back, refs and chars resolved."""
+    if not isinstance(node, h5py.Dataset):
+        raise ValueError("an object reference points at an HDF5 group, not an array")
+    if depth > _MAX_CELL_DEPTH:
+        raise ValueError(f"cell arrays nest deeper than {_MAX_CELL_DEPTH} levels "
+                         "(a reference loop?)")
     matlab_class = node.attrs.get("MATLAB_class", b"")
     if isinstance(matlab_class, bytes):
         matlab_class = matlab_class.decode()
@@ -90,7 +153,9 @@ def _hdf5_value(handle: h5py.File, node: h5py.Dataset) -> Any:
         raw = np.asarray(raw)
         resolved = np.empty(raw.shape, dtype=object)
         for position, reference in np.ndenumerate(raw):
-            resolved[position] = _hdf5_value(handle, handle[reference])
+            if not reference:
+                raise ValueError("a cell holds an empty (null) object reference")
+            resolved[position] = _hdf5_value(handle, handle[reference], depth + 1)
         return resolved.T
     array = np.asarray(raw).T
     if matlab_class == "char":

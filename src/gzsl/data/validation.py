@@ -3,8 +3,9 @@
 Two kinds of check live here:
 
 * checks on raw arrays as stored in a file, before any conversion: missing keys
-  (:func:`missing_keys`), 0-based vs 1-based indices and out-of-range indices
-  (:func:`index_problems`), matrix orientation (:func:`orient`);
+  (:func:`missing_keys`), numbers where numbers belong (:func:`numeric_problems`),
+  0-based vs 1-based indices and out-of-range indices (:func:`index_problems`), matrix
+  orientation (:func:`orient`);
 * checks on an assembled :class:`~gzsl.data.GZSLData` (:func:`validate`): shapes,
   non-finite values, duplicate class names, all-zero or identical semantic vectors,
   labels without semantics, split overlap and coverage, class bookkeeping (unseen
@@ -86,6 +87,28 @@ def missing_keys(present: Iterable[str], required: Sequence[str], file: str, *,
             for key in required if key not in have]
 
 
+_KIND_NAMES = {"U": "text", "S": "text (bytes)", "O": "MATLAB cells/structs or objects",
+               "V": "records (structured array)", "M": "dates", "m": "time spans"}
+
+
+def numeric_problems(values: np.ndarray, *, file: str, key: str) -> list[Problem]:
+    """Features and semantic vectors must be real numbers (bool, integer or float).
+
+    Text would fail on conversion; a complex array would silently lose its imaginary part.
+    """
+    values = np.asarray(values)
+    kind = values.dtype.kind
+    if kind in "biuf":
+        return []
+    if kind == "c":
+        return [Problem(f"'{key}' holds complex numbers; gzsl needs real values", file=file,
+                        key=key, fix="store real numbers: np.real(x) if the imaginary part "
+                        "means nothing, else recompute the features or semantics")]
+    found = _KIND_NAMES.get(kind, f"dtype {values.dtype}")
+    return [Problem(f"'{key}' must hold numbers, found {found}", file=file, key=key,
+                    fix="store a numeric (float) matrix")]
+
+
 def index_problems(values: np.ndarray, *, base: int, file: str, key: str,
                    upper: int | None = None, what: str = "image indices") -> list[Problem]:
     """Check a stored index vector before conversion to 0-based.
@@ -106,6 +129,10 @@ def index_problems(values: np.ndarray, *, base: int, file: str, key: str,
                         f"{values.dtype}", file=file, key=key,
                         fix="store the indices as an integer array")]
     smallest, largest = int(values.min()), int(values.max())
+    if max(abs(smallest), abs(largest)) >= 2**53:
+        return [Problem(f"'{key}' contains {largest if largest >= 2**53 else smallest}, "
+                        f"far outside any valid index", file=file, key=key,
+                        fix=f"store the {what} of this set")]
     problems = []
     if base == 1 and smallest == 0:
         problems.append(Problem(
