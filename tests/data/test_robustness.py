@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import builtins
+import io
 import os
+import struct
 import sys
+import warnings
 import zipfile
+import zlib
 from pathlib import Path
 
 import h5py
@@ -25,6 +29,7 @@ from tiny_files import (
 
 from gzsl.cli import main
 from gzsl.data import DataError
+from gzsl.data.io import read_mat
 from gzsl.data.loaders import load_dataset, load_npz
 
 
@@ -255,3 +260,60 @@ def test_folder_one_may_not_list(tmp_path: Path, monkeypatch):
     with pytest.raises(DataError, match="cannot read .*: permission denied") as caught:
         load_dataset("tiny", tmp_path)
     assert caught.value.file == str(tmp_path)
+
+
+def test_values_beyond_float32_are_named_without_a_numpy_warning(tmp_path: Path):
+    fields = npz_fields()
+    features = fields["features"].copy()
+    features[3, 1] = 1e300
+    path = write_npz(tmp_path / "mine.npz", features=features)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        error = refused(path, r"1 image row\(s\).*float32")
+    assert error.key == "features" and "rows 3;" in str(error)
+
+
+# --- v5 files that crash scipy's reader (a segfault, not an exception) -----------------
+
+def _v5_file(path: Path, *, element_type: int | None = None, complex_flag: bool = False,
+             compressed: bool = False) -> Path:
+    """A v5 file of two variables whose first array has a corrupt data tag or flags.
+
+    Offsets: 128-byte header, array tag (8), flags (8 + 8), dimensions (8 + 8), name 'a'
+    as a small element (8), then the tag of the real part at byte 176.
+    """
+    stream = io.BytesIO()
+    scipy.io.savemat(stream, {"a": np.arange(3.0), "b": np.ones((2, 2))})
+    content = bytearray(stream.getvalue())
+    if element_type is not None:
+        content[176:180] = struct.pack("<I", element_type)
+    if complex_flag:
+        content[145] |= 0x08
+    if compressed:
+        first_length = struct.unpack("<I", content[132:136])[0]
+        first = bytes(content[128:136 + first_length])
+        packed = zlib.compress(first)
+        content = (content[:128] + struct.pack("<II", 15, len(packed)) + packed
+                   + content[136 + first_length:])
+    path.write_bytes(bytes(content))
+    return path
+
+
+@pytest.mark.parametrize("compressed", [False, True])
+def test_unknown_element_type_is_refused_before_scipy_reads_it(tmp_path, compressed):
+    path = _v5_file(tmp_path / "x.mat", element_type=0xFF0C, compressed=compressed)
+    with pytest.raises(DataError, match="unknown data type code 65292"):
+        read_mat(path)
+
+
+def test_array_flags_announcing_missing_data_are_refused(tmp_path: Path):
+    path = _v5_file(tmp_path / "x.mat", complex_flag=True)
+    with pytest.raises(DataError, match="lacks the data its header announces"):
+        read_mat(path)
+
+
+@pytest.mark.parametrize("compressed", [False, True])
+def test_the_v5_scan_accepts_sound_files(tmp_path: Path, compressed: bool):
+    content = read_mat(_v5_file(tmp_path / "x.mat", compressed=compressed))
+    np.testing.assert_array_equal(content["a"], [[0.0, 1.0, 2.0]])
+    assert content["b"].shape == (2, 2)

@@ -65,7 +65,7 @@ def test_non_finite_features_and_semantics_name_rows_file_and_key():
     problems = validate(changed(data, features=features, semantics=semantics), ORIGIN)
     assert [(p.file, p.key) for p in problems] == [("feats.mat", "features"),
                                                    ("splits.mat", "att")]
-    assert "2 image row(s) (0-based rows 7, 12)" in problems[0].message
+    assert "2 image row(s) (0-based rows 7, 12;" in problems[0].message
     assert "1 class row(s)" in problems[1].message
 
 

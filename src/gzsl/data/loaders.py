@@ -316,9 +316,9 @@ def _read_xlsa17(directory: Path, name: str, semantics: str) -> Result:
               "files": [file_record(features_path, "features"),
                         file_record(split_path, "splits")],
               "notes": notes}
-    data = GZSLData(name=name, features=np.ascontiguousarray(features, dtype=np.float32),
+    data = GZSLData(name=name, features=_float32(features),
                     labels=labels_stored.astype(np.int64) - 1,
-                    semantics=np.ascontiguousarray(semantic_matrix, dtype=np.float32),
+                    semantics=_float32(semantic_matrix),
                     class_names=class_names, splits=splits, source=source, synthetic=False)
     origin = {"features": (features_file, "features"), "labels": (features_file, "labels"),
               "semantics": (split_file, "att"), "class_names": (split_file, "allclasses_names")}
@@ -395,7 +395,7 @@ def _read_datamat(directory: Path, name: str) -> Result:
     if problems or train_labels is None or semantic_matrix is None or any(
             p is None for p in parts):
         return None, problems
-    features = np.concatenate(parts).astype(np.float32)
+    features = _float32(np.concatenate(parts))
     labels = np.concatenate([train_labels, ids["test_seen_idex"], ids["test_unseen_idex"]])
     bounds = np.cumsum([0] + [len(p) for p in parts])
     splits = {split: np.arange(bounds[i], bounds[i + 1], dtype=np.int64)
@@ -405,7 +405,7 @@ def _read_datamat(directory: Path, name: str) -> Result:
                                              file_record(label_path, "labels")],
               "notes": notes}
     data = GZSLData(name=name, features=features, labels=labels.astype(np.int64),
-                    semantics=np.ascontiguousarray(semantic_matrix, dtype=np.float32),
+                    semantics=_float32(semantic_matrix),
                     class_names=_generated_names(semantic_matrix.shape[0]), splits=splits,
                     source=source, synthetic=False)
     origin = {"features": (data_file, "train_fea"), "labels": (label_file, "train_idx"),
@@ -529,15 +529,22 @@ def _read_npz(path: Path, name: str | None) -> Result:
             notes.append("field 'source' is not JSON: ignored")
     data = GZSLData(
         name=name or stored_name or path.stem,
-        features=np.ascontiguousarray(features, dtype=np.float32),
+        features=_float32(features),
         labels=labels.astype(np.int64),
-        semantics=np.ascontiguousarray(semantic_matrix, dtype=np.float32),
+        semantics=_float32(semantic_matrix),
         class_names=tuple(names) if names else _generated_names(semantic_matrix.shape[0]),
         splits=splits, source=source, synthetic=synthetic)
     origin = {field: (file, field) for field in ("features", "labels", "semantics",
                                                  "class_names")}
     origin.update({split: (file, key) for split, key in NPZ_SPLIT_KEYS.items()})
     return data, validate(data, origin)
+
+
+def _float32(array: np.ndarray) -> np.ndarray:
+    """``array`` as contiguous float32. Values beyond float32's range become inf, which
+    :func:`validate` reports by row, so NumPy's overflow warning would only be noise."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        return np.ascontiguousarray(array, dtype=np.float32)
 
 
 def _oriented(matrix: Any, count: int, count_axis: int, file: str, key: str,

@@ -339,8 +339,8 @@ def _non_finite(matrix: np.ndarray, row_name: str, place: dict) -> list[Problem]
         return []
     return [Problem(
         f"NaN or infinite values in {len(bad)} {row_name} row(s) (0-based rows "
-        f"{_few(bad)})", **place, fix=f"re-extract or drop those {row_name}s; NaN and "
-        "inf make every method fail")]
+        f"{_few(bad)}; values beyond float32's range, 3.4e38, count as infinite)", **place,
+        fix=f"re-extract or drop those {row_name}s; NaN and inf make every method fail")]
 
 
 def _split_range(values: np.ndarray, n_images: int, name: str, place: dict) -> list[Problem]:
