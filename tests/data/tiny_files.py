@@ -47,12 +47,13 @@ def _cell(strings: list[str]) -> np.ndarray:
     return cell
 
 
-def write_xlsa17_v5(directory: Path) -> Path:
+def write_xlsa17_v5(directory: Path, *, compressed: bool = False) -> Path:
+    """v5 files as scipy writes them, or (``compressed``) as MATLAB's default v7 does."""
     directory.mkdir(parents=True, exist_ok=True)
     res101, splits = xlsa17_variables()
     splits["allclasses_names"] = _cell(splits["allclasses_names"])
-    scipy.io.savemat(directory / "res101.mat", res101)
-    scipy.io.savemat(directory / "att_splits.mat", splits)
+    scipy.io.savemat(directory / "res101.mat", res101, do_compression=compressed)
+    scipy.io.savemat(directory / "att_splits.mat", splits, do_compression=compressed)
     return directory
 
 
