@@ -27,6 +27,7 @@ from tiny_files import (
     xlsa17_variables,
 )
 
+from gzsl.cli import app as cli_app
 from gzsl.cli import main
 from gzsl.data import DataError
 from gzsl.data.io import read_mat
@@ -43,8 +44,13 @@ def refused(root: Path, match: str, **options) -> DataError:
 
 
 def run_cli(monkeypatch, capsys, *args: str) -> tuple[int, str]:
-    """``gzsl ARGS`` as a user runs it: the exit status and everything printed."""
+    """``gzsl ARGS`` as a user runs it: the exit status and everything printed.
+
+    ``main`` adds the ``data`` group to the global app; it gets a copy of the group list,
+    restored afterwards, so other tests see the app as it was.
+    """
     monkeypatch.setattr(sys, "argv", ["gzsl", *args])
+    monkeypatch.setattr(cli_app, "registered_groups", list(cli_app.registered_groups))
     with pytest.raises(SystemExit) as done:
         main()
     captured = capsys.readouterr()
