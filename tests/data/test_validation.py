@@ -65,7 +65,7 @@ def test_non_finite_features_and_semantics_name_rows_file_and_key():
     problems = validate(changed(data, features=features, semantics=semantics), ORIGIN)
     assert [(p.file, p.key) for p in problems] == [("feats.mat", "features"),
                                                    ("splits.mat", "att")]
-    assert "2 image row(s) (0-based rows 7, 12)" in problems[0].message
+    assert "2 image row(s) (0-based rows 7, 12;" in problems[0].message
     assert "1 class row(s)" in problems[1].message
 
 
@@ -207,3 +207,28 @@ def test_check_choice_names_the_setting_the_value_and_every_choice():
     with pytest.raises(GZSLError) as error:
         check_choice("transfer", "steps", ("epoch", "iteration"))
     assert str(error.value) == "unknown transfer 'steps'; choose one of epoch, iteration"
+
+
+def test_duplicate_class_names_are_listed():
+    problems = validate(changed(tiny(), class_names=("a", "b", "a", "d", "b")), ORIGIN)
+    assert keys(problems) == ["class_names"]
+    assert "'a' (classes 0, 2)" in problems[0].message
+    assert "'b' (classes 1, 4)" in problems[0].message
+
+
+def test_all_zero_semantic_vector_of_a_used_class():
+    data = tiny()
+    semantics = data.semantics.copy()
+    semantics[3] = 0.0
+    problems = validate(changed(data, semantics=semantics), ORIGIN)
+    assert [(p.file, p.key) for p in problems] == [("splits.mat", "att")]
+    assert "all-zero" in problems[0].message and "3 (d)" in problems[0].message
+
+
+def test_identical_semantic_vectors_name_the_classes():
+    data = tiny()
+    semantics = data.semantics.copy()
+    semantics[4] = semantics[1]
+    problems = validate(changed(data, semantics=semantics), ORIGIN)
+    assert keys(problems) == ["att"]
+    assert "1 (b) = 4 (e)" in problems[0].message

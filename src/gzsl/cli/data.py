@@ -99,7 +99,8 @@ def check(
     layout: LayoutOption = None,
     semantics: SemanticsOption = "att",
 ) -> None:
-    """Load a dataset, print what it holds and every problem found; exit 1 on a problem.
+    """Load a dataset, print what it holds and every problem found; exit 1 on a problem,
+    2 when a file cannot be read at all (empty, truncated, corrupt, not readable).
 
     Examples: gzsl data check ~/data/AWA2 ; gzsl data check ~/data --dataset CUB
     --semantics sent ; gzsl data check mine.npz ; gzsl data check demo

@@ -16,7 +16,8 @@ read-only, collects every problem (:mod:`gzsl.data.validation`) and raises them 
 from __future__ import annotations
 
 import json
-import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -27,15 +28,18 @@ from gzsl.data.errors import DataError
 from gzsl.data.io import (
     NPZ_OPTIONAL,
     NPZ_REQUIRED,
+    check_readable,
     file_record,
     mat_strings,
     read_mat,
     save_npz,
+    summarize,
 )
 from gzsl.data.validation import (
     Problem,
     index_problems,
     missing_keys,
+    numeric_problems,
     orient,
     raise_if_problems,
     validate,
@@ -140,6 +144,22 @@ def canonical_name(name: str) -> str:
     return next((known for known in KNOWN_DATASETS if known.lower() == name.lower()), name)
 
 
+@contextmanager
+def _os_errors() -> Iterator[None]:
+    """Turn an OS error met while finding or reading the files (a folder one may not
+    list, a file one may not read or that vanished) into one :class:`DataError` line."""
+    try:
+        yield
+    except OSError as error:
+        name = Path(error.filename).name if error.filename else "the dataset files"
+        reason = ("permission denied" if isinstance(error, PermissionError)
+                  else error.strerror or summarize(error))
+        raise DataError(f"cannot read {name}: {reason}",
+                        file=str(error.filename) if error.filename else None,
+                        fix="check that the path exists and that you may read it "
+                        "(chmod u+r for files, u+rx for folders)") from error
+
+
 def _check_options(layout: str | None, semantics: str) -> None:
     if layout is not None and layout not in LAYOUTS:
         raise DataError(f"unknown layout {layout!r}", key="layout",
@@ -179,6 +199,7 @@ def _has_layout_files(directory: Path, layout: str) -> bool:
     return False
 
 
+@_os_errors()
 def locate(name: str | None, root: str | Path | None, *, layout: str | None = None,
            semantics: str = "att") -> tuple[Path, str]:
     """Find the files of dataset ``name`` under ``root``: ``(folder or .npz path, layout)``.
@@ -228,6 +249,7 @@ def locate(name: str | None, root: str | Path | None, *, layout: str | None = No
                     f"holding a {shown}/ folder")
 
 
+@_os_errors()
 def _read_xlsa17(directory: Path, name: str, semantics: str) -> Result:
     features_path = directory / FEATURES_FILE
     split_path = next((directory / f for f in SPLIT_FILES[semantics]
@@ -265,30 +287,26 @@ def _read_xlsa17(directory: Path, name: str, semantics: str) -> Result:
     problems += found
     if labels_stored is None:
         return None, problems
-    problems += index_problems(labels_stored, base=1, file=features_file, key="labels",
-                               what="class ids")
+    label_problems = index_problems(labels_stored, base=1, file=features_file, key="labels",
+                                    what="class ids")
+    problems += label_problems
     n_images = len(labels_stored)
-    features, found, note = orient(stored["features"], count=n_images, count_axis=1,
-                                   file=features_file, key="features")
-    problems += found
+    features, note = _oriented(stored["features"], n_images, 1, features_file, "features",
+                               problems)
     notes += [note] if note else []
     names = _names(splits_stored.get("allclasses_names"), split_file, "allclasses_names",
                    problems)
-    attributes = np.asarray(splits_stored["att"])
-    semantic_matrix, note = _orient_semantics(attributes, names, labels_stored, split_file,
-                                              problems, count_axis=1, key="att",
-                                              label_base=1)
+    semantic_matrix, note = _orient_semantics(
+        splits_stored["att"], names, None if label_problems else labels_stored, split_file,
+        problems, count_axis=1, key="att", label_base=1)
     notes += [note] if note else []
     splits: dict[str, np.ndarray] = {}
     for split, key in XLSA17_SPLIT_KEYS.items():
         if key not in splits_stored:
             continue
-        values, found = _vector(splits_stored[key], split_file, key)
-        problems += found
+        values = _indices(splits_stored[key], 1, n_images, split_file, key, problems)
         if values is not None:
-            problems += index_problems(values, base=1, upper=n_images, file=split_file,
-                                       key=key)
-            splits[split] = values.astype(np.int64) - 1
+            splits[split] = values - 1
     if problems or features is None or semantic_matrix is None:
         return None, problems
     if "train" not in splits or "val" not in splits:
@@ -298,9 +316,9 @@ def _read_xlsa17(directory: Path, name: str, semantics: str) -> Result:
               "files": [file_record(features_path, "features"),
                         file_record(split_path, "splits")],
               "notes": notes}
-    data = GZSLData(name=name, features=np.ascontiguousarray(features, dtype=np.float32),
+    data = GZSLData(name=name, features=_float32(features),
                     labels=labels_stored.astype(np.int64) - 1,
-                    semantics=np.ascontiguousarray(semantic_matrix, dtype=np.float32),
+                    semantics=_float32(semantic_matrix),
                     class_names=class_names, splits=splits, source=source, synthetic=False)
     origin = {"features": (features_file, "features"), "labels": (features_file, "labels"),
               "semantics": (split_file, "att"), "class_names": (split_file, "allclasses_names")}
@@ -308,6 +326,7 @@ def _read_xlsa17(directory: Path, name: str, semantics: str) -> Result:
     return data, validate(data, origin)
 
 
+@_os_errors()
 def _read_datamat(directory: Path, name: str) -> Result:
     data_path, label_path = (directory / f for f in DATAMAT_FILES)
     problems = [Problem(f"{path.name} not found", file=str(path),
@@ -331,27 +350,33 @@ def _read_datamat(directory: Path, name: str) -> Result:
     notes: list[str] = []
     ids: dict[str, np.ndarray] = {}
     for key in label_keys:
-        values, found = _vector(label_stored[key], label_file, key)
-        problems += found
+        values = _indices(label_stored[key], 1, None, label_file, key, problems,
+                          what="class ids")
         if values is not None:
-            problems += index_problems(values, base=1, file=label_file, key=key,
-                                       what="class ids")
-            ids[key] = values.astype(np.int64) - 1
+            ids[key] = values - 1
     if problems:
         return None, problems
     parts = []
     for feature_key, label_key in zip(feature_keys, label_keys, strict=True):
-        matrix, found, note = orient(stored[feature_key], count=len(ids[label_key]),
-                                     count_axis=0, file=data_file, key=feature_key)
-        problems += found
+        matrix, note = _oriented(stored[feature_key], len(ids[label_key]), 0, data_file,
+                                 feature_key, problems)
         notes += [note] if note else []
         parts.append(matrix)
+    problems += _feature_dims(parts, feature_keys, data_file)
     prototypes = {key: np.atleast_2d(np.asarray(stored[key])) for key in ("seen_pro",
                   "unseen_pro") if key in stored}
     attribute = np.asarray(stored["attribute"])
     semantic_dim = next((p.shape[1] for p in prototypes.values() if p.ndim == 2), None)
-    semantic_matrix: np.ndarray | None = attribute
-    if semantic_dim is not None:
+    semantic_matrix: np.ndarray | None = None
+    found = numeric_problems(attribute, file=data_file, key="attribute")
+    if attribute.ndim != 2:
+        found.append(Problem(f"'attribute' must be a 2-D matrix (C x A), found shape "
+                             f"{attribute.shape}", file=data_file, key="attribute",
+                             fix="one semantic vector per class, one row per class"))
+    problems += found
+    if not found and semantic_dim is None:
+        semantic_matrix = attribute
+    elif not found:
         oriented, found, note = orient(attribute, count=semantic_dim, count_axis=1,
                                        file=data_file, key="attribute", what="attributes")
         problems += found
@@ -370,7 +395,7 @@ def _read_datamat(directory: Path, name: str) -> Result:
     if problems or train_labels is None or semantic_matrix is None or any(
             p is None for p in parts):
         return None, problems
-    features = np.concatenate(parts).astype(np.float32)
+    features = _float32(np.concatenate(parts))
     labels = np.concatenate([train_labels, ids["test_seen_idex"], ids["test_unseen_idex"]])
     bounds = np.cumsum([0] + [len(p) for p in parts])
     splits = {split: np.arange(bounds[i], bounds[i + 1], dtype=np.int64)
@@ -380,7 +405,7 @@ def _read_datamat(directory: Path, name: str) -> Result:
                                              file_record(label_path, "labels")],
               "notes": notes}
     data = GZSLData(name=name, features=features, labels=labels.astype(np.int64),
-                    semantics=np.ascontiguousarray(semantic_matrix, dtype=np.float32),
+                    semantics=_float32(semantic_matrix),
                     class_names=_generated_names(semantic_matrix.shape[0]), splits=splits,
                     source=source, synthetic=False)
     origin = {"features": (data_file, "train_fea"), "labels": (label_file, "train_idx"),
@@ -415,29 +440,55 @@ def _datamat_train_labels(positions: np.ndarray, seen: np.ndarray, label_file: s
     return None
 
 
-def _read_npz(path: Path, name: str | None) -> Result:
+def _open_npz(path: Path) -> dict[str, Any]:
+    """Every field of a ``.npz`` file, without unpickling anything.
+
+    Raises:
+        DataError: the file is empty, unreadable, not a ``.npz`` archive, or a field
+            cannot be read (corrupt member, bad CRC); pickled fields are a problem
+            listed with the others instead (returned as ``None``).
+    """
     file = str(path)
+    check_readable(path)
+    fix = "write it with numpy.savez or `gzsl data convert` (docs/data-formats.md)"
     try:
         archive = np.load(path, allow_pickle=False)
-    except (ValueError, OSError, zipfile.BadZipFile) as error:
-        return None, [Problem(f"cannot read {path.name} as a .npz file: {error}", file=file,
-                              fix="write it with numpy.savez or `gzsl data convert`")]
+    except Exception as error:  # any parser failure on these bytes: see io.read_mat
+        raise DataError(f"cannot read {path.name} as a .npz file ({summarize(error)})",
+                        file=file, fix=fix) from error
+    if not isinstance(archive, np.lib.npyio.NpzFile):
+        raise DataError(f"{path.name} is a single .npy array, not a .npz archive",
+                        file=file, fix="save the named fields together: "
+                        "numpy.savez(path, features=..., labels=..., ...)")
+    stored: dict[str, Any] = {}
     with archive:
-        problems = missing_keys(archive.files, NPZ_REQUIRED, file,
-                                fix="see docs/data-formats.md for the .npz layout")
-        if problems:
-            return None, problems
-        stored: dict[str, Any] = {}
-        for key in (*NPZ_REQUIRED, *NPZ_OPTIONAL):
-            if key not in archive.files:
-                continue
+        for key in archive.files:
             try:
                 stored[key] = archive[key]
-            except ValueError:
-                problems.append(Problem(
-                    f"'{key}' is stored as pickled Python objects, which are not loaded",
-                    file=file, key=key, fix="store numbers as numeric arrays and names as "
-                    "a unicode array: np.array(names, dtype=str)"))
+            except ValueError as error:
+                if "allow_pickle" not in str(error):
+                    raise DataError(f"cannot read field '{key}' of {path.name} "
+                                    f"({summarize(error)})", file=file, key=key,
+                                    fix=fix) from error
+                stored[key] = None
+            except Exception as error:  # corrupt member: BadZipFile, zlib.error, EOFError
+                raise DataError(f"cannot read field '{key}' of {path.name} "
+                                f"({summarize(error)})", file=file, key=key,
+                                fix=fix) from error
+    return stored
+
+
+@_os_errors()
+def _read_npz(path: Path, name: str | None) -> Result:
+    file = str(path)
+    stored = _open_npz(path)
+    problems = missing_keys(stored, NPZ_REQUIRED, file,
+                            fix="see docs/data-formats.md for the .npz layout")
+    problems += [Problem(
+        f"'{key}' is stored as pickled Python objects, which are not loaded", file=file,
+        key=key, fix="store numbers as numeric arrays and names as a unicode array: "
+        "np.array(names, dtype=str)") for key in (*NPZ_REQUIRED, *NPZ_OPTIONAL)
+        if key in stored and stored[key] is None]
     if problems:
         return None, problems
     notes: list[str] = []
@@ -445,30 +496,30 @@ def _read_npz(path: Path, name: str | None) -> Result:
     problems += found
     if labels is None:
         return None, problems
-    problems += index_problems(labels, base=0, file=file, key="labels", what="class ids")
+    label_problems = index_problems(labels, base=0, file=file, key="labels",
+                                    what="class ids")
+    problems += label_problems
     n_images = len(labels)
-    features, found, note = orient(stored["features"], count=n_images, count_axis=0,
-                                   file=file, key="features")
-    problems += found
+    features, note = _oriented(stored["features"], n_images, 0, file, "features", problems)
     notes += [note] if note else []
     names = None
     if "class_names" in stored:
         names = _names(stored["class_names"], file, "class_names", problems)
-    semantic_matrix, note = _orient_semantics(np.asarray(stored["semantics"]), names, labels,
-                                              file, problems, count_axis=0, key="semantics",
-                                              label_base=0)
+    semantic_matrix, note = _orient_semantics(
+        stored["semantics"], names, None if label_problems else labels, file, problems,
+        count_axis=0, key="semantics", label_base=0)
     notes += [note] if note else []
     splits: dict[str, np.ndarray] = {}
     for split, key in NPZ_SPLIT_KEYS.items():
         if key in stored:
-            values, found = _vector(stored[key], file, key)
-            problems += found
+            values = _indices(stored[key], 0, n_images, file, key, problems)
             if values is not None:
-                problems += index_problems(values, base=0, upper=n_images, file=file, key=key)
-                splits[split] = values.astype(np.int64)
+                splits[split] = values
+    stored_name = _text(stored["name"], file, "name", problems) if "name" in stored else None
+    synthetic = _flag(stored["synthetic"], file, "synthetic", problems) \
+        if "synthetic" in stored else False
     if problems or features is None or semantic_matrix is None:
         return None, problems
-    stored_name = str(stored["name"]) if "name" in stored else None
     source: dict[str, Any] = {"layout": "npz", "files": [file_record(path, "dataset")],
                               "notes": notes}
     if "source" in stored:
@@ -478,16 +529,86 @@ def _read_npz(path: Path, name: str | None) -> Result:
             notes.append("field 'source' is not JSON: ignored")
     data = GZSLData(
         name=name or stored_name or path.stem,
-        features=np.ascontiguousarray(features, dtype=np.float32),
+        features=_float32(features),
         labels=labels.astype(np.int64),
-        semantics=np.ascontiguousarray(semantic_matrix, dtype=np.float32),
+        semantics=_float32(semantic_matrix),
         class_names=tuple(names) if names else _generated_names(semantic_matrix.shape[0]),
-        splits=splits, source=source,
-        synthetic=bool(stored["synthetic"]) if "synthetic" in stored else False)
+        splits=splits, source=source, synthetic=synthetic)
     origin = {field: (file, field) for field in ("features", "labels", "semantics",
                                                  "class_names")}
     origin.update({split: (file, key) for split, key in NPZ_SPLIT_KEYS.items()})
     return data, validate(data, origin)
+
+
+def _float32(array: np.ndarray) -> np.ndarray:
+    """``array`` as contiguous float32. Values beyond float32's range become inf, which
+    :func:`validate` reports by row, so NumPy's overflow warning would only be noise."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        return np.ascontiguousarray(array, dtype=np.float32)
+
+
+def _oriented(matrix: Any, count: int, count_axis: int, file: str, key: str,
+              problems: list[Problem]) -> tuple[np.ndarray | None, str | None]:
+    """A stored feature matrix as N x D, or None (with the problems) if not numeric or
+    of the wrong shape."""
+    found = numeric_problems(matrix, file=file, key=key)
+    if found:
+        problems += found
+        return None, None
+    oriented, found, note = orient(np.asarray(matrix), count=count, count_axis=count_axis,
+                                   file=file, key=key)
+    problems += found
+    return oriented, note
+
+
+def _indices(values: Any, base: int, upper: int | None, file: str, key: str,
+             problems: list[Problem], what: str = "image indices") -> np.ndarray | None:
+    """A stored index vector as int64 (still ``base``-based), or None after a problem."""
+    vector, found = _vector(values, file, key)
+    if vector is not None:
+        found = index_problems(vector, base=base, upper=upper, file=file, key=key, what=what)
+    problems += found
+    return None if found or vector is None else vector.astype(np.int64)
+
+
+def _feature_dims(parts: list[np.ndarray | None], keys: tuple[str, ...],
+                  file: str) -> list[Problem]:
+    """GSMFlow's three feature matrices must share one dimension D."""
+    dims = [(key, part.shape[1]) for key, part in zip(keys, parts, strict=True)
+            if part is not None]
+    return [Problem(f"'{key}' has {dim} feature columns but '{dims[0][0]}' has "
+                    f"{dims[0][1]}", file=file, key=key,
+                    fix="all feature parts must come from one feature extractor (same D)")
+            for key, dim in dims[1:] if dim != dims[0][1]]
+
+
+def _flag(value: Any, file: str, key: str, problems: list[Problem]) -> bool:
+    """A stored true/false: a bool, 0 or 1, or the text true/false (any case).
+
+    ``bool(np.array("False"))`` is True, so a text flag is never taken at face value.
+    """
+    array = np.asarray(value)
+    if array.size == 1:
+        item = array.reshape(()).item()
+        if isinstance(item, bool) or (array.dtype.kind in "iuf" and item in (0, 1)):
+            return bool(item)
+        if isinstance(item, str) and item.strip().lower() in ("true", "false"):
+            return item.strip().lower() == "true"
+    shown = repr(array.reshape(()).item()) if array.size == 1 else f"shape {array.shape}"
+    problems.append(Problem(f"'{key}' must be true or false, found {shown}", file=file,
+                            key=key, fix="store np.array(True) or np.array(False)"))
+    return False
+
+
+def _text(value: Any, file: str, key: str, problems: list[Problem]) -> str | None:
+    """A stored single string (``np.array("AWA2")``), or None with a problem."""
+    array = np.asarray(value)
+    if array.dtype.kind == "U" and array.size == 1:
+        return str(array.reshape(()).item())
+    problems.append(Problem(f"'{key}' must be one string, found {array.dtype} "
+                            f"{array.shape}", file=file, key=key,
+                            fix=f"store np.array('...') or leave '{key}' out"))
+    return None
 
 
 def _vector(values: Any, file: str, key: str) -> tuple[np.ndarray | None, list[Problem]]:
@@ -511,15 +632,20 @@ def _names(value: Any, file: str, key: str, problems: list[Problem]) -> list[str
         return None
 
 
-def _orient_semantics(matrix: np.ndarray, names: list[str] | None, labels: np.ndarray,
+def _orient_semantics(stored: Any, names: list[str] | None, labels: np.ndarray | None,
                       file: str, problems: list[Problem], *, count_axis: int, key: str,
                       label_base: int) -> tuple[np.ndarray | None, str | None]:
-    """The class semantic matrix as C x A.
+    """The class semantic matrix as C x A, or None (with the problems).
 
     With class names the class count is known and a transposed matrix is recognised
     (ambiguous if square). Without names the stored orientation is trusted unless only
-    the transpose has a row for every label.
+    the transpose has a row for every label (``labels`` is None when they are unusable).
     """
+    matrix = np.asarray(stored)
+    found = numeric_problems(matrix, file=file, key=key)
+    if found:
+        problems += found
+        return None, None
     if names is not None:
         oriented, found, note = orient(matrix, count=len(names), count_axis=count_axis,
                                        file=file, key=key, what="classes")
@@ -530,7 +656,7 @@ def _orient_semantics(matrix: np.ndarray, names: list[str] | None, labels: np.nd
                                 file=file, key=key, fix="one semantic vector per class"))
         return None, None
     oriented = matrix if count_axis == 0 else matrix.T
-    needed = int(labels.max()) - label_base + 1 if labels.size else 0
+    needed = int(labels.max()) - label_base + 1 if labels is not None else 0
     if oriented.shape[0] < needed <= oriented.shape[1]:
         return oriented.T, (f"{Path(file).name} '{key}' is stored transposed "
                             f"({matrix.shape[0]} x {matrix.shape[1]}): transposed on load")

@@ -3,12 +3,14 @@
 Two kinds of check live here:
 
 * checks on raw arrays as stored in a file, before any conversion: missing keys
-  (:func:`missing_keys`), 0-based vs 1-based indices and out-of-range indices
-  (:func:`index_problems`), matrix orientation (:func:`orient`);
+  (:func:`missing_keys`), numbers where numbers belong (:func:`numeric_problems`),
+  0-based vs 1-based indices and out-of-range indices (:func:`index_problems`), matrix
+  orientation (:func:`orient`);
 * checks on an assembled :class:`~gzsl.data.GZSLData` (:func:`validate`): shapes,
-  non-finite values, labels without semantics, split overlap and coverage, class
-  bookkeeping (unseen classes disjoint from seen ones, test-seen classes seen, classes
-  without images), and the validation split.
+  non-finite values, duplicate class names, all-zero or identical semantic vectors,
+  labels without semantics, split overlap and coverage, class bookkeeping (unseen
+  classes disjoint from seen ones, test-seen classes seen, classes without images), and
+  the validation split.
 
 Each returns a list of :class:`Problem` records (message, file, key, fix). The loaders
 raise them together as one :class:`DataProblemsError` error; ``gzsl data check`` prints them.
@@ -85,6 +87,28 @@ def missing_keys(present: Iterable[str], required: Sequence[str], file: str, *,
             for key in required if key not in have]
 
 
+_KIND_NAMES = {"U": "text", "S": "text (bytes)", "O": "MATLAB cells/structs or objects",
+               "V": "records (structured array)", "M": "dates", "m": "time spans"}
+
+
+def numeric_problems(values: np.ndarray, *, file: str, key: str) -> list[Problem]:
+    """Features and semantic vectors must be real numbers (bool, integer or float).
+
+    Text would fail on conversion; a complex array would silently lose its imaginary part.
+    """
+    values = np.asarray(values)
+    kind = values.dtype.kind
+    if kind in "biuf":
+        return []
+    if kind == "c":
+        return [Problem(f"'{key}' holds complex numbers; gzsl needs real values", file=file,
+                        key=key, fix="store real numbers: np.real(x) if the imaginary part "
+                        "means nothing, else recompute the features or semantics")]
+    found = _KIND_NAMES.get(kind, f"dtype {values.dtype}")
+    return [Problem(f"'{key}' must hold numbers, found {found}", file=file, key=key,
+                    fix="store a numeric (float) matrix")]
+
+
 def index_problems(values: np.ndarray, *, base: int, file: str, key: str,
                    upper: int | None = None, what: str = "image indices") -> list[Problem]:
     """Check a stored index vector before conversion to 0-based.
@@ -105,6 +129,10 @@ def index_problems(values: np.ndarray, *, base: int, file: str, key: str,
                         f"{values.dtype}", file=file, key=key,
                         fix="store the indices as an integer array")]
     smallest, largest = int(values.min()), int(values.max())
+    if max(abs(smallest), abs(largest)) >= 2**53:
+        return [Problem(f"'{key}' contains {largest if largest >= 2**53 else smallest}, "
+                        f"far outside any valid index", file=file, key=key,
+                        fix=f"store the {what} of this set")]
     problems = []
     if base == 1 and smallest == 0:
         problems.append(Problem(
@@ -196,6 +224,7 @@ def validate(data: GZSLData, origin: Origin | None = None) -> list[Problem]:
         problems.append(Problem(
             f"{len(data.class_names)} class names for {n_classes} semantic vectors",
             **where("class_names"), fix="give exactly one name per class"))
+    problems += _duplicate_names(data.class_names, where("class_names"))
     problems += _non_finite(features, "image", where("features"))
     problems += _non_finite(semantics, "class", where("semantics"))
     labels_ok = labels.shape[0] == n_images
@@ -213,6 +242,8 @@ def validate(data: GZSLData, origin: Origin | None = None) -> list[Problem]:
                 f"{n_classes} classes", **where("labels"),
                 fix=f"add semantic vectors for classes {_few(missing)}, or check that the "
                 "labels and the semantics come from the same dataset"))
+    used = np.unique(labels) if labels_ok else np.arange(n_classes)
+    problems += _indistinct_semantics(semantics, used, data.class_names, where("semantics"))
     splits_ok = True
     for name in REQUIRED_SPLITS:
         if name not in data.splits:
@@ -247,6 +278,57 @@ def validate(data: GZSLData, origin: Origin | None = None) -> list[Problem]:
     return problems
 
 
+def _duplicate_names(names: Sequence[str], place: dict) -> list[Problem]:
+    """Per-class results are keyed by name: two classes of one name would merge."""
+    positions: dict[str, list[int]] = {}
+    for index, name in enumerate(names):
+        positions.setdefault(name, []).append(index)
+    repeated = [(name, where) for name, where in positions.items() if len(where) > 1]
+    if not repeated:
+        return []
+    listed = "; ".join(f"{name!r} (classes {', '.join(map(str, where))})"
+                       for name, where in repeated[:5])
+    more = f"; ... ({len(repeated)} names in all)" if len(repeated) > 5 else ""
+    return [Problem(f"class names appear more than once: {listed}{more}", **place,
+                    fix="give every class its own name")]
+
+
+def _indistinct_semantics(semantics: np.ndarray, used: np.ndarray, names: Sequence[str],
+                          place: dict) -> list[Problem]:
+    """Classes with images whose semantic vector is all zeros, or equal to another's.
+
+    No method can tell apart two classes with one semantic vector, and an all-zero vector
+    describes nothing (and has no direction once normalised). None of the xlsa17
+    benchmarks has either, so both are refused rather than warned about.
+    """
+    rows = semantics[used]
+    finite = np.isfinite(rows).all(axis=1)
+    problems = []
+    zero = used[finite & ~rows.any(axis=1)]
+    if len(zero):
+        problems.append(Problem(
+            f"{len(zero)} class(es) with images have an all-zero semantic vector: "
+            f"{_names(zero, names)}", **place,
+            fix="give every class a semantic vector that describes it"))
+    if finite.sum() < 2:
+        return problems
+    kept = used[finite]
+    _, group, counts = np.unique(rows[finite], axis=0, return_inverse=True,
+                                 return_counts=True)
+    group = group.ravel()
+    shared = [kept[group == g] for g in np.flatnonzero(counts > 1)]
+    if shared:
+        listed = "; ".join(" = ".join(f"{int(c)} ({names[int(c)]})" if int(c) < len(names)
+                                      else str(int(c)) for c in classes)
+                           for classes in shared[:5])
+        more = f"; ... ({len(shared)} groups in all)" if len(shared) > 5 else ""
+        problems.append(Problem(
+            f"classes share one semantic vector, so no method can tell them apart: "
+            f"{listed}{more}", **place,
+            fix="correct the semantic vectors, or merge the classes into one"))
+    return problems
+
+
 def _non_finite(matrix: np.ndarray, row_name: str, place: dict) -> list[Problem]:
     bad_rows = []
     for start in range(0, matrix.shape[0], _ROWS_PER_CHUNK):
@@ -257,8 +339,8 @@ def _non_finite(matrix: np.ndarray, row_name: str, place: dict) -> list[Problem]
         return []
     return [Problem(
         f"NaN or infinite values in {len(bad)} {row_name} row(s) (0-based rows "
-        f"{_few(bad)})", **place, fix=f"re-extract or drop those {row_name}s; NaN and "
-        "inf make every method fail")]
+        f"{_few(bad)}; values beyond float32's range, 3.4e38, count as infinite)", **place,
+        fix=f"re-extract or drop those {row_name}s; NaN and inf make every method fail")]
 
 
 def _split_range(values: np.ndarray, n_images: int, name: str, place: dict) -> list[Problem]:
