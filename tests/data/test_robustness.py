@@ -6,7 +6,6 @@ import builtins
 import io
 import os
 import struct
-import sys
 import warnings
 import zipfile
 import zlib
@@ -16,6 +15,7 @@ import h5py
 import numpy as np
 import pytest
 import scipy.io
+from conftest import run_main
 from tiny_files import (
     NAMES,
     npz_fields,
@@ -27,8 +27,6 @@ from tiny_files import (
     xlsa17_variables,
 )
 
-from gzsl.cli import app as cli_app
-from gzsl.cli import main
 from gzsl.data import DataError
 from gzsl.data.io import read_mat
 from gzsl.data.loaders import load_dataset, load_npz
@@ -41,20 +39,6 @@ def refused(root: Path, match: str, **options) -> DataError:
     text = str(caught.value)
     assert "\n" not in text and len(text) < 600, text
     return caught.value
-
-
-def run_cli(monkeypatch, capsys, *args: str) -> tuple[int, str]:
-    """``gzsl ARGS`` as a user runs it: the exit status and everything printed.
-
-    ``main`` adds the ``data`` group to the global app; it gets a copy of the group list,
-    restored afterwards, so other tests see the app as it was.
-    """
-    monkeypatch.setattr(sys, "argv", ["gzsl", *args])
-    monkeypatch.setattr(cli_app, "registered_groups", list(cli_app.registered_groups))
-    with pytest.raises(SystemExit) as done:
-        main()
-    captured = capsys.readouterr()
-    return done.value.code, captured.out + captured.err
 
 
 def test_the_tiny_files_load(tmp_path: Path):
@@ -85,7 +69,7 @@ def test_cli_on_a_zero_byte_npz_is_one_error_line(tmp_path, monkeypatch, capsys,
     (tmp_path / "mine.npz").write_bytes(b"")
     args = [str(tmp_path / "mine.npz")] + ([str(tmp_path / "out.npz")]
                                            if command == "convert" else [])
-    code, output = run_cli(monkeypatch, capsys, "data", command, *args)
+    code, output = run_main(capsys, "data", command, *args)
     assert code == 2, output
     assert output.startswith("error: ") and "is empty" in output
     assert "aborted" not in output and "Traceback" not in output
