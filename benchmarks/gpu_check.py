@@ -466,6 +466,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="toy sizes and a few steps (seconds, any device)")
     args = parser.parse_args(argv)
     device = resolve_device(args.device)
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "the CPU"
+    print(f"[gpu_check] torch {torch.__version__} on {name}; {'tiny' if args.tiny else 'full'} "
+          f"check, JSON to {args.out}", file=sys.stderr, flush=True)
     plan = TINY_PLAN if args.tiny else FULL
     check = Check(plan, device, args.out, "tiny" if args.tiny else "full")
     report = check.run()

@@ -27,38 +27,38 @@ elif [ -z "$json" ]; then
     json=benchmarks/gpu_check.json
 fi
 
-imports() { "$1" -c 'import torch, gzsl' >/dev/null 2>&1; }
-sees_cuda() { "$1" -c 'import sys, torch; sys.exit(not torch.cuda.is_available())' \
-    >/dev/null 2>&1; }
+# One import of torch per candidate (each takes seconds): "cuda"/"cpu", or nothing.
+venv_has() { "$1" -c 'import torch, gzsl; print("cuda" if torch.cuda.is_available() else "cpu")' \
+    2>/dev/null; }
 system=$(command -v python3 || true)
+system_cuda() { [ -n "$system" ] && "$system" -c 'import torch; print(torch.cuda.is_available())' \
+    2>/dev/null; }
 
 if [ -n "${GZSL_PYTHON:-}" ]; then
     py=$GZSL_PYTHON
     say "using GZSL_PYTHON=$py"
-elif [ -x .venv/bin/python ] && imports .venv/bin/python \
-        && { sees_cuda .venv/bin/python || [ -z "$system" ] || ! sees_cuda "$system"; }; then
-    py=.venv/bin/python
-    say "using the project's virtual environment .venv"
-elif [ -n "$system" ] && "$system" -c 'import torch' >/dev/null 2>&1; then
-    py=$system
-    [ -x .venv/bin/python ] && say ".venv is unusable here (no gzsl/torch, or no CUDA where $py has it)"
-    if ! imports "$py"; then
-        export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}"
-        say "gzsl is not installed for $py: using the source tree (PYTHONPATH=src)"
-    fi
-    say "using $py"
 else
-    say "no Python with torch found: running make install (creates .venv; needs the package index)"
-    make install || { say "make install failed: install torch and gzsl, or set GZSL_PYTHON"; exit 2; }
-    py=.venv/bin/python
+    venv=""
+    [ -x .venv/bin/python ] && venv=$(venv_has .venv/bin/python)
+    other=""
+    [ "$venv" = cuda ] || other=$(system_cuda)
+    if [ -n "$venv" ] && { [ "$venv" = cuda ] || [ "$other" != True ]; }; then
+        py=.venv/bin/python
+        say "using the project's virtual environment .venv (torch device: $venv)"
+    elif [ -n "$other" ]; then
+        py=$system
+        [ -x .venv/bin/python ] && say ".venv is unusable here (no gzsl/torch in it, or no CUDA where $py has it)"
+        if ! "$py" -c 'import gzsl' >/dev/null 2>&1; then
+            export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}"
+            say "gzsl is not installed for $py: using the source tree (PYTHONPATH=src)"
+        fi
+        say "using $py (torch sees CUDA: $other)"
+    else
+        say "no Python with torch found: running make install (creates .venv; needs the package index)"
+        make install || { say "make install failed: install torch and gzsl, or set GZSL_PYTHON"; exit 2; }
+        py=.venv/bin/python
+    fi
 fi
-
-"$py" - <<'EOF' >&2 || { say "$py cannot import gzsl and torch"; exit 2; }
-import torch, gzsl
-cuda = torch.cuda.is_available()
-name = torch.cuda.get_device_name() if cuda else "none (the full check would run on the CPU)"
-print(f"[gpu_check] torch {torch.__version__}, gzsl {gzsl.__version__}, CUDA device: {name}")
-EOF
 
 limit=470  # the full check's parts stop by 420 s after Python starts; this is the hard stop
 say "running benchmarks/gpu_check.py ${args[*]:-} (hard limit ${limit} s)"
