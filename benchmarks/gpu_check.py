@@ -371,7 +371,8 @@ def project(model: Generator, config: ExperimentConfig, seconds_per_iteration: f
     checkpoints = evaluated_checkpoints(total, every, after)
     train = total * seconds_per_iteration
     total_val = model.total_iterations(validation.n_train)
-    val_checkpoints = evaluated_checkpoints(total_val, every, int(after * total_val / total))
+    fraction = total_val / max(1, total)  # as Experiment._run_val scales checkpoint_after
+    val_checkpoints = evaluated_checkpoints(total_val, every, int(after * fraction))
     grid = sorted({max(1, round(m * n)) for m in evaluation.n_synthetic_grid})
     val_evaluations = sum(val_checkpoints * evaluation_time(validation, g) for g in grid)
     return {
