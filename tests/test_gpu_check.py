@@ -40,10 +40,14 @@ def numbers(value, path=""):
             yield from numbers(item, f"{path}[{index}]")
 
 
-def test_tiny_check_writes_every_figure(gpu_check, tmp_path):
+def test_tiny_check_writes_every_figure(gpu_check, tmp_path, monkeypatch):
+    peaks = iter([1.0, 2.0, 9.0, 3.0, 4.0, 5.0])  # per part; the evaluation (third) peaks
+    monkeypatch.setattr(gpu_check, "peak_memory", lambda device: {"gib": next(peaks)})
     out = tmp_path / "check.json"
     assert gpu_check.main(["--tiny", "--device", "cpu", "--out", str(out)]) == 0
     report = json.loads(out.read_text())
+    assert report["peak_memory"] == {"gib": 9.0}
+    assert report["gsmflow"]["evaluation"]["peak_memory"] == {"gib": 9.0}
     assert report["mode"] == "tiny" and report["errors"] == {}
     assert "SYNTHETIC" in report["data"]
     gsmflow = report["gsmflow"]
@@ -54,8 +58,7 @@ def test_tiny_check_writes_every_figure(gpu_check, tmp_path):
                projection["test_oracle_seconds"], projection["val_seconds_at_most"],
                projection["final_seconds"], report["vaecflow"]["train"]["iterations_per_second"],
                report["amaz"]["train"]["iterations_per_second"],
-               report["amaz"]["projected_training_seconds"],
-               report["peak_memory"]["host_max_rss_gib"]]
+               report["amaz"]["projected_training_seconds"]]
     assert all(math.isfinite(x) and x > 0 for x in figures)
     assert projection["test_oracle_seconds"] > projection["training_seconds"]
     assert evaluation["synthetic_features"] == 20 * 10  # tiny n_synthetic x 10 unseen classes
