@@ -109,7 +109,7 @@ FULL = Plan(
     overrides={"gsmflow": (), "vaecflow": (), "amaz": ()},
     boxes={"setup": 60, "gsmflow_train": 75, "gsmflow_evaluation": 120, "round_trip": 40,
            "vaecflow": 50, "amaz": 60},
-    budget=420.0,
+    budget=400.0,
 )
 TINY_PLAN = Plan(
     sizes=TINY,

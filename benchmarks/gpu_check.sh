@@ -60,7 +60,7 @@ else
     fi
 fi
 
-limit=470  # the full check's parts stop by 420 s after Python starts; this is the hard stop
+limit=440  # the full check's parts stop by 400 s after its start; this is the hard stop
 say "running benchmarks/gpu_check.py ${args[*]:-} (hard limit ${limit} s)"
 start=$(date +%s)
 runner=()
