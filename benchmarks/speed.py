@@ -17,53 +17,25 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
+from common import (
+    fit,
+    fit_classifier,
+    generated_dataset,
+    peak_memory,
+    sample,
+    synchronize,
+)
 
-from gzsl.data.dataset import GZSLData
 from gzsl.evaluation.classifier import SoftmaxClassifier, SoftmaxSettings
 from gzsl.evaluation.protocol import TaskTensors
 from gzsl.experiments.config import resolve
 from gzsl.experiments.runner import make_generator, resolve_device, run_experiment
 from gzsl.methods.base import Checkpoint, CheckpointSchedule, atomic_torch_save, get_method
-
-
-def generated_dataset(n_train: int, n_test_seen: int, n_test_unseen: int, feature_dim: int,
-                      semantic_dim: int, n_seen: int, n_unseen: int, seed: int = 0) -> GZSLData:
-    """Random non-negative features at a benchmark's sizes (timing only; SYNTHETIC)."""
-    rng = np.random.default_rng(seed)
-    n_classes = n_seen + n_unseen
-    semantics = rng.random((n_classes, semantic_dim), dtype=np.float32)
-    semantics /= np.linalg.norm(semantics, axis=1, keepdims=True)
-    seen_labels = rng.integers(0, n_seen, n_train + n_test_seen)
-    unseen_labels = rng.integers(n_seen, n_classes, n_test_unseen)
-    labels = np.concatenate([seen_labels, unseen_labels]).astype(np.int64)
-    features = rng.random((len(labels), feature_dim), dtype=np.float32)
-    index = np.arange(len(labels))
-    return GZSLData(
-        name="generated", features=features, labels=labels, semantics=semantics,
-        class_names=tuple(f"class_{c}" for c in range(n_classes)),
-        splits={"trainval": index[:n_train], "test_seen": index[n_train:n_train + n_test_seen],
-                "test_unseen": index[n_train + n_test_seen:]},
-        source={"layout": "generated on the fly by benchmarks/speed.py (SYNTHETIC)"},
-        synthetic=True)
-
-
-def peak_memory(device: torch.device) -> dict[str, float]:
-    out = {"host_max_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20}
-    if device.type == "cuda":
-        out["gpu_peak_allocated_gib"] = torch.cuda.max_memory_allocated(device) / 2**30
-    return out
-
-
-def synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def main() -> None:
@@ -114,7 +86,7 @@ def main() -> None:
         return last
 
     schedule = CheckpointSchedule(every=1, after=args.warmup, callback=timer)
-    method.fit(task.seen_data(), rng=make_generator(0, device), schedule=schedule)
+    fit(method, task.seen_data(), make_generator(0, device), schedule)
     steps = len(times) - 1
     report["train_iterations_per_second"] = steps / (times[-1] - times[0]) if steps > 0 else None
     report["total_iterations_of_preset"] = method.total_iterations(args.n_train)
@@ -123,7 +95,7 @@ def main() -> None:
     generator = make_generator(1, device)
     synchronize(device)
     start = time.perf_counter()
-    synthetic = method.sample(task.semantics[task.unseen_classes], n, rng=generator)
+    synthetic = sample(method, task.semantics[task.unseen_classes], n, generator)
     synchronize(device)
     elapsed = time.perf_counter() - start
     report["synthesis"] = {"features": len(synthetic), "seconds": elapsed,
@@ -136,8 +108,8 @@ def main() -> None:
     labels = torch.cat([task.train_labels, task.unseen_classes.repeat_interleave(n)])
     synchronize(device)
     start = time.perf_counter()
-    SoftmaxClassifier(task.classes, features.shape[1], settings).fit(
-        features, labels, rng=generator)
+    fit_classifier(SoftmaxClassifier(task.classes, features.shape[1], settings), features,
+                   labels, generator)
     synchronize(device)
     report["classifier"] = {"samples": len(features), "epochs": settings.epochs,
                             "seconds": time.perf_counter() - start}

@@ -71,3 +71,45 @@ def test_rejects_labels_outside_class_list():
         assert "outside" in str(error)
     else:
         raise AssertionError("labels of class 9 were accepted by a classifier over [1, 5]")
+
+
+def _reference_fit(features, targets, settings, seed, weights=None):
+    """The SPEC's loss written out: mean (or weighted mean) NLL of log-softmax, same draws."""
+    generator = torch.Generator().manual_seed(seed)
+    init_seed = int(torch.randint(0, 2**62, (1,), generator=generator))
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(init_seed)
+        linear = torch.nn.Linear(features.shape[1], 3)
+        torch.nn.init.xavier_normal_(linear.weight)
+        torch.nn.init.zeros_(linear.bias)
+    optimiser = torch.optim.Adam(linear.parameters(), lr=settings.lr,
+                                 betas=(settings.beta1, 0.999))
+    for _ in range(settings.epochs):
+        order = torch.randperm(len(features), generator=generator)
+        for start in range(0, len(features), settings.batch_size):
+            index = order[start:start + settings.batch_size]
+            log_probs = torch.log_softmax(linear(features[index]), dim=1)
+            losses = -log_probs.gather(1, targets[index].unsqueeze(1)).squeeze(1)
+            if weights is None:
+                loss = losses.mean()
+            else:
+                loss = (losses * weights[index]).sum() / weights[index].sum().clamp_min(1e-12)
+            optimiser.zero_grad(set_to_none=True)
+            loss.backward()
+            optimiser.step()
+    return linear
+
+
+def test_training_equals_the_written_out_loss_bit_for_bit():
+    """Speed rewrites of the training step (fused loss kernels) must not move a result."""
+    features, labels = _blobs()
+    targets = torch.searchsorted(torch.tensor([1, 5, 9]), labels)
+    weights = torch.rand(len(labels), generator=torch.Generator().manual_seed(4))
+    settings = SoftmaxSettings(lr=0.05, batch_size=16, epochs=3)
+    for sample_weights in (None, weights):
+        model = SoftmaxClassifier(torch.tensor([1, 5, 9]), 2, settings).fit(
+            features, labels, rng=torch.Generator().manual_seed(5),
+            sample_weights=sample_weights)
+        reference = _reference_fit(features, targets, settings, 5, sample_weights)
+        assert torch.equal(model.linear_.weight, reference.weight)
+        assert torch.equal(model.linear_.bias, reference.bias)
