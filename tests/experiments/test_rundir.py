@@ -127,6 +127,11 @@ TAMPERING = {
     "classifier of the wrong kind": lambda run: torch.save({"weights": [1, 2]},
                                                            run / "classifier.pt"),
     "classifier damaged": lambda run: (run / "classifier.pt").write_bytes(b"PK\x03\x04junk"),
+    "predictions damaged": lambda run: (run / "predictions.npz").write_bytes(b"PK\x05\x06"),
+    "predictions of text": lambda run: np.savez(run / "predictions.npz", **{
+        k: np.array(["a"]) for k in ("test_seen_labels", "test_seen_predictions",
+                                     "test_unseen_labels", "test_unseen_predictions",
+                                     "seen_classes", "unseen_classes")}),
     "class ids out of range": lambda run: _tamper_classifier(
         run, lambda s: s["classifier"].update(classes=s["classifier"]["classes"] + 100)),
 }
@@ -157,6 +162,11 @@ def test_every_reader_refuses_a_tampered_run_with_one_clear_line(tampering, fini
         assert output.startswith("error:") and "Traceback" not in output, (name, output)
     with pytest.raises(GZSLError):
         load_run(run)
+    if tampering.startswith("predictions"):
+        from gzsl.experiments.plots import plot_run
+
+        report = plot_run(run, only=("confusion_matrix",))
+        assert "predictions.npz" in report.skipped["confusion_matrix"]
 
 
 def test_a_damaged_generator_is_a_clear_error_when_sampling(finished_run, tmp_path):

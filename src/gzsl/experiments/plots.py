@@ -243,16 +243,22 @@ def _tsne(context: _Context, max_classes: int, max_per_class: int, seed: int):
 
 def _confusion(context: _Context):
     """Row-normalised GZSL confusion matrix from ``predictions.npz``."""
-    path = context.run_dir / "predictions.npz"
-    if not path.is_file():
-        raise _SkipPlotError(f"{path.name} not found (written by runs of gzsl 0.1 and later)")
-    with np.load(path, allow_pickle=False) as stored:
-        truth = np.concatenate([stored["test_seen_labels"], stored["test_unseen_labels"]])
-        predicted = np.concatenate([stored["test_seen_predictions"],
-                                    stored["test_unseen_predictions"]])
-        seen, unseen = np.sort(stored["seen_classes"]), np.sort(stored["unseen_classes"])
+    try:
+        stored = RunDir(context.run_dir).predictions()
+    except GZSLError as error:
+        raise _SkipPlotError(str(error)) from error
+    if stored is None:
+        raise _SkipPlotError("predictions.npz not found (written by runs of gzsl 0.1 and later)")
+    truth = np.concatenate([stored["test_seen_labels"], stored["test_unseen_labels"]])
+    predicted = np.concatenate([stored["test_seen_predictions"],
+                                stored["test_unseen_predictions"]])
+    seen, unseen = np.sort(stored["seen_classes"]), np.sort(stored["unseen_classes"])
     names = context.class_names()
     order = np.concatenate([seen, unseen]).astype(np.int64)
+    if max(int(order.max(initial=0)), int(truth.max(initial=0)),
+           int(predicted.max(initial=0))) >= len(names):
+        raise _SkipPlotError(f"predictions.npz names class ids beyond the run's {len(names)} "
+                             "classes (the file is damaged)")
     position = np.full(max(len(names), int(order.max()) + 1), -1)
     position[order] = np.arange(len(order))
     counts = np.zeros((len(order), len(order)), dtype=np.int64)

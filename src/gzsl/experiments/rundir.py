@@ -56,6 +56,9 @@ TENSORBOARD = "tensorboard"
 #: Files a run writes; ``overwrite`` removes them before a new run starts in their place.
 RUN_FILES = (CONFIG, METADATA, RESULTS, CHECKPOINTS, CLASSIFIER_EPOCHS, PREDICTIONS,
              GENERATOR, CLASSIFIER, RESUME)
+#: The arrays of ``predictions.npz``.
+PREDICTION_ARRAYS = ("test_seen_labels", "test_seen_predictions", "test_unseen_labels",
+                     "test_unseen_predictions", "seen_classes", "unseen_classes")
 #: What a folder may hold and still count as a new run's (the lock, a tracker's logs).
 _OWN = frozenset({LOCK, TENSORBOARD})
 METRICS = ("U", "S", "H", "T1")
@@ -434,13 +437,24 @@ class RunDir:
                             "or not a gzsl generator; train the run again") from error
 
     def predictions(self) -> dict[str, np.ndarray] | None:
-        """``predictions.npz`` as arrays, or None when absent."""
+        """``predictions.npz`` as arrays (checked: integer ids, labels and predictions of
+        equal length), or None when absent."""
         path = self.file(PREDICTIONS)
         if not path.is_file():
             return None
         try:
             with np.load(path, allow_pickle=False) as stored:
-                return {name: stored[name] for name in stored.files}
+                arrays = {name: stored[name] for name in stored.files}
         except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
             raise GZSLError(f"cannot read {path}: {_short(error)}. Fix: the file is damaged; "
                             "remove it or train the run again") from error
+        missing = [k for k in PREDICTION_ARRAYS if k not in arrays]
+        if missing:
+            raise _damaged(path, f"lacks {', '.join(missing)}")
+        if not all(arrays[k].ndim == 1 and arrays[k].dtype.kind in "iu"
+                   and (arrays[k] >= 0).all() for k in PREDICTION_ARRAYS):
+            raise _damaged(path, "holds arrays that are not lists of class ids")
+        for part in ("test_seen", "test_unseen"):
+            if len(arrays[f"{part}_labels"]) != len(arrays[f"{part}_predictions"]):
+                raise _damaged(path, f"has {part} labels and predictions of different lengths")
+        return arrays
