@@ -29,18 +29,25 @@ import math
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.func import functional_call
 
-from gzsl.data.errors import GZSLError, check_choice
+from gzsl.data.errors import GZSLError
 from gzsl.methods.base import (
+    COUNT,
+    FRACTION,
+    NON_NEGATIVE,
+    POSITIVE,
     CheckpointSchedule,
     Generator,
+    OneOf,
+    Range,
     SeenData,
+    Settings,
     register,
     seeded_init,
 )
@@ -73,7 +80,7 @@ MODULATION_SCOPES = ("task", "class")
 
 
 @dataclass(frozen=True)
-class AMAZConfig:
+class AMAZConfig(Settings):
     """Settings of AMAZ; defaults are the paper's (Sec. III-A and the supplement).
 
     Widths are multiples of the feature dimension D, so the paper's sizes for 2048-d
@@ -149,60 +156,45 @@ class AMAZConfig:
         progress: show a progress bar during ``fit`` (default: when stderr is a terminal).
     """
 
-    iterations: int = 15000
-    epochs: float | None = None
-    n_way: int = 10
-    support_shots: int = 5
-    query_shots: int = 3
-    tasks_per_batch: int = 10
-    critic_inner_lr: float = 1e-3
-    modulation_inner_lr: float = 1e-3
-    generator_inner_lr: float = 1e-3
-    critic_lr: float = 1e-3
-    modulation_lr: float = 1e-5
-    generator_lr: float = 1e-5
-    adam_betas: tuple[float, float] = (0.9, 0.999)
-    critic_clip: float | None = 0.01
-    critic_penalty: float = 0.0
-    critic_steps: int = 1
+    iterations: Annotated[int, Range(0, 10_000_000, budget=True)] = 15000
+    epochs: Annotated[float | None, Range(0, 100_000, low_open=True, budget=True)] = None
+    n_way: Annotated[int, COUNT] = 10
+    support_shots: Annotated[int, COUNT] = 5
+    query_shots: Annotated[int, COUNT] = 3
+    tasks_per_batch: Annotated[int, COUNT] = 10
+    critic_inner_lr: Annotated[float, NON_NEGATIVE] = 1e-3
+    modulation_inner_lr: Annotated[float, NON_NEGATIVE] = 1e-3
+    generator_inner_lr: Annotated[float, NON_NEGATIVE] = 1e-3
+    critic_lr: Annotated[float, POSITIVE] = 1e-3
+    modulation_lr: Annotated[float, POSITIVE] = 1e-5
+    generator_lr: Annotated[float, POSITIVE] = 1e-5
+    adam_betas: Annotated[tuple[float, float], FRACTION] = (0.9, 0.999)
+    critic_clip: Annotated[float | None, NON_NEGATIVE] = 0.01
+    critic_penalty: Annotated[float, NON_NEGATIVE] = 0.0
+    critic_steps: Annotated[int, COUNT] = 1
     real_auxiliaries: bool = False
-    auxiliary_pretraining: int = 0
-    auxiliary_lr: float = 1e-3
-    modulation_scope: str = "task"
-    train_noise_std: float = 0.1
-    sample_noise_std: float = 1.0
-    noise_dim: int | None = None
-    output_activation: str = "none"
-    generator_width: float = 1.0
-    embedding_width: float = 1.0
-    classifier_widths: tuple[float, ...] = (0.25, 0.25)
-    attribute_discriminator_widths: tuple[float, ...] = (0.5, 0.25)
-    critic_widths: tuple[float, float] = (0.5, 0.25)
-    dropout: float = 0.5
-    batch_norm_eps: float = 0.8
-    leaky_slope: float = 0.2
-    attribute_weight: float = 1.0
-    classification_weight: float = 1.0
+    auxiliary_pretraining: Annotated[int, NON_NEGATIVE] = 0
+    auxiliary_lr: Annotated[float, POSITIVE] = 1e-3
+    modulation_scope: Annotated[str, OneOf(MODULATION_SCOPES)] = "task"
+    train_noise_std: Annotated[float, NON_NEGATIVE] = 0.1
+    sample_noise_std: Annotated[float, NON_NEGATIVE] = 1.0
+    noise_dim: Annotated[int | None, COUNT] = None
+    output_activation: Annotated[str, OneOf(OUTPUT_ACTIVATIONS)] = "none"
+    generator_width: Annotated[float, POSITIVE] = 1.0
+    embedding_width: Annotated[float, POSITIVE] = 1.0
+    classifier_widths: Annotated[tuple[float, ...], POSITIVE] = (0.25, 0.25)
+    attribute_discriminator_widths: Annotated[tuple[float, ...], POSITIVE] = (0.5, 0.25)
+    critic_widths: Annotated[tuple[float, float], POSITIVE] = (0.5, 0.25)
+    dropout: Annotated[float, FRACTION] = 0.5
+    batch_norm_eps: Annotated[float, POSITIVE] = 0.8
+    leaky_slope: Annotated[float, NON_NEGATIVE] = 0.2
+    attribute_weight: Annotated[float, NON_NEGATIVE] = 1.0
+    classification_weight: Annotated[float, NON_NEGATIVE] = 1.0
     first_order: bool = False
-    weight_average: float = 0.0
-    sample_batch: int = 4096
+    weight_average: Annotated[float, FRACTION] = 0.0
+    sample_batch: Annotated[int, COUNT] = 4096
     progress: bool | None = None
 
-    def __post_init__(self) -> None:
-        check_choice("output_activation", self.output_activation, OUTPUT_ACTIVATIONS)
-        check_choice("modulation_scope", self.modulation_scope, MODULATION_SCOPES)
-        for name in ("critic_penalty", "auxiliary_pretraining"):
-            if getattr(self, name) < 0:
-                raise GZSLError(f"AMAZ setting {name} must be >= 0, got "
-                                f"{getattr(self, name)!r}")
-        if self.epochs is not None and self.epochs <= 0:
-            raise GZSLError(f"AMAZ setting epochs must be positive, got {self.epochs!r}")
-        if not 0 <= self.weight_average < 1:
-            raise GZSLError(f"AMAZ setting weight_average must be in [0, 1), got "
-                            f"{self.weight_average!r}")
-        if self.critic_steps < 1:
-            raise GZSLError(f"AMAZ setting critic_steps must be at least 1, got "
-                            f"{self.critic_steps!r}")
 
 
 def _synthesis_state(networks: AMAZNetworks) -> dict[str, Tensor]:
