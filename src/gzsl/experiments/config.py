@@ -28,6 +28,7 @@ from gzsl.methods.base import (
     Settings,
     config_from_dict,
     get_method,
+    upgrade_saved_settings,
 )
 
 PRESET_DIR = Path(__file__).resolve().parent / "presets"
@@ -126,8 +127,9 @@ class ExperimentConfig:
                 seed=int(values["seed"]), selection=values["selection"],
                 device=values.get("device", "auto"),
                 data=config_from_dict(DataConfig, values.get("data", {}), "data"),
-                method_config=config_from_dict(method_cls.Config, values["method_config"],
-                                               "method"),
+                method_config=config_from_dict(
+                    method_cls.Config,
+                    upgrade_saved_settings(method_cls.name, values["method_config"]), "method"),
                 evaluation=config_from_dict(EvaluationConfig, values.get("evaluation", {}),
                                             "evaluation"),
                 published=dict(values.get("published", {})),

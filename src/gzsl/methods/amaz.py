@@ -105,7 +105,8 @@ class AMAZConfig(Settings):
         critic_lr: beta_1, outer Adam learning rate of the critic.
         modulation_lr: beta_2, outer Adam learning rate of AP, AM and AD.
         generator_lr: beta_3, outer Adam learning rate of G and C.
-        adam_betas: Adam's betas for the outer updates (the paper names Adam only).
+        betas: Adam's betas for the outer updates (the paper names Adam only;
+            ``adam_betas`` before).
         critic_clip: after each outer step the critic's weights are clipped to
             ``[-critic_clip, critic_clip]`` (the WGAN Lipschitz constraint; the paper names
             none, and without one the critic of Eq. 6 diverges); ``None`` or 0 disables it.
@@ -152,8 +153,6 @@ class AMAZConfig(Settings):
             uses the averaged networks. 0 (the paper) synthesises with the last weights.
             Our option, a common stabiliser of GAN generators: it damps the swings of
             sample quality from one checkpoint to the next.
-        sample_batch: rows synthesised per chunk in :meth:`AMAZ.sample`.
-        progress: show a progress bar during ``fit`` (default: when stderr is a terminal).
     """
 
     iterations: Annotated[int, Range(0, 10_000_000, budget=True)] = 15000
@@ -168,7 +167,7 @@ class AMAZConfig(Settings):
     critic_lr: Annotated[float, POSITIVE] = 1e-3
     modulation_lr: Annotated[float, POSITIVE] = 1e-5
     generator_lr: Annotated[float, POSITIVE] = 1e-5
-    adam_betas: Annotated[tuple[float, float], FRACTION] = (0.9, 0.999)
+    betas: Annotated[tuple[float, float], FRACTION] = (0.9, 0.999)
     critic_clip: Annotated[float | None, NON_NEGATIVE] = 0.01
     critic_penalty: Annotated[float, NON_NEGATIVE] = 0.0
     critic_steps: Annotated[int, COUNT] = 1
@@ -192,8 +191,6 @@ class AMAZConfig(Settings):
     classification_weight: Annotated[float, NON_NEGATIVE] = 1.0
     first_order: bool = False
     weight_average: Annotated[float, FRACTION] = 0.0
-    sample_batch: Annotated[int, COUNT] = 4096
-    progress: bool | None = None
 
 
 
@@ -501,6 +498,7 @@ class AMAZ(Generator):
 
     name = "amaz"
     Config = AMAZConfig
+    default_chunk_size = 4096
     config: AMAZConfig
 
     def fit(self, data: SeenData, *, rng: torch.Generator,
@@ -546,8 +544,7 @@ class AMAZ(Generator):
         rows = config.tasks_per_batch * self.n_way_ * (config.support_shots + config.query_shots)
         with self._training_log(schedule, total=total, loss_names=LOSS_NAMES, device=device,
                                 rng=rng, optimisers=optimisers, start=first - 1,
-                                epoch=lambda i: i * rows / len(data.features),
-                                progress=config.progress) as log:
+                                epoch=lambda i: i * rows / len(data.features)) as log:
             for iteration in range(first, total + 1):
                 extra = [draw() for _ in range(config.critic_steps - 1)]
                 losses = step(*draw(), extra)
@@ -572,7 +569,7 @@ class AMAZ(Generator):
         params = dict(networks.named_parameters())
         modules = ("classifier.", "attribute_discriminator.")
         optimizer = torch.optim.Adam([v for k, v in params.items() if k.startswith(modules)],
-                                     lr=self.config.auxiliary_lr, betas=self.config.adam_betas)
+                                     lr=self.config.auxiliary_lr, betas=self.config.betas)
         losses = Losses(networks, self.config, rng)
         for _ in range(steps):
             episode = draw()[0]
@@ -592,7 +589,7 @@ class AMAZ(Generator):
         rates = {"critic": config.critic_lr, "modulation": config.modulation_lr,
                  "generator": config.generator_lr}
         optimizers = {name: torch.optim.Adam(groups[name], lr=rates[name],
-                                             betas=config.adam_betas) for name in groups}
+                                             betas=config.betas) for name in groups}
         losses = Losses(networks, config, rng)
 
         def clip_critic() -> None:
@@ -663,8 +660,8 @@ class AMAZ(Generator):
         weights = networks.state_dict() if self.average_ is None else self.average_
         with self._eval_mode():
             modulation = networks.call("modulation", weights, semantics.unsqueeze(1))
-            for start in range(0, total, self.config.sample_batch):
-                stop = min(start + self.config.sample_batch, total)
+            for start in range(0, total, self.chunk_size):
+                stop = min(start + self.chunk_size, total)
                 rows = torch.arange(start, stop, device=device) // n_per_class
                 noise = self.config.sample_noise_std * torch.randn(
                     stop - start, networks.noise_dim, generator=rng, device=device)
@@ -691,8 +688,8 @@ class AMAZ(Generator):
             semantics = semantics.repeat_interleave(len(features) // len(semantics), dim=0)
         with self._eval_mode():
             weights = torch.empty(len(features), device=device)
-            for start in range(0, len(features), self.config.sample_batch):
-                stop = start + self.config.sample_batch
+            for start in range(0, len(features), self.chunk_size):
+                stop = start + self.chunk_size
                 reconstructed = networks.attribute_discriminator(features[start:stop])
                 weights[start:stop] = F.cosine_similarity(semantics[start:stop], reconstructed,
                                                           dim=1)

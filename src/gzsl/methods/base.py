@@ -138,10 +138,26 @@ class Generator:
 
     name: ClassVar[str]
     Config: ClassVar[type]
+    #: Rows synthesised (or weighed) at once when ``chunk_size`` is not given.
+    default_chunk_size: ClassVar[int] = 8192
     #: Named config overrides for ``gzsl ablate`` (e.g. a paper's ablation table rows).
     ablations: ClassVar[dict[str, dict[str, Any]]] = {}
 
-    def __init__(self, config: Any | None = None, **overrides: Any) -> None:
+    def __init__(self, config: Any | None = None, *, progress: bool | None = None,
+                 chunk_size: int | None = None, **overrides: Any) -> None:
+        """``config`` (default: the paper's settings) with ``overrides`` applied.
+
+        ``progress`` (show a progress bar while fitting; ``None``: when stderr is a
+        terminal) and ``chunk_size`` (rows synthesised at once, bounding memory whatever
+        ``n_per_class``) are run-time options: they change no result and are not saved
+        with the settings.
+        """
+        self.progress = progress
+        self.chunk_size = self.default_chunk_size if chunk_size is None else int(chunk_size)
+        if self.chunk_size < 1:
+            from gzsl.data.errors import GZSLError
+
+            raise GZSLError(f"chunk_size must be >= 1, got {chunk_size!r}")
         config = config if config is not None else self.Config()
         self.config = dataclasses.replace(config, **overrides) if overrides else config
         if dataclasses.is_dataclass(self.config) and not isinstance(self.config, Settings):
@@ -261,13 +277,12 @@ class Generator:
     def _training_log(self, schedule: CheckpointSchedule | None, *, total: int,
                       loss_names: tuple[str, ...] | list[str], device: torch.device,
                       rng: torch.Generator, optimisers: dict[str, Any],
-                      epoch: Callable[[int], float], start: int = 0,
-                      progress: bool | None = None) -> TrainingLog:
-        """The bookkeeping of a fit loop of ``total`` steps, ``start`` of them done before;
-        see :class:`TrainingLog`."""
+                      epoch: Callable[[int], float], start: int = 0) -> TrainingLog:
+        """The bookkeeping of a fit loop of ``total`` steps, ``start`` of them done before
+        (with a progress bar as ``self.progress`` says); see :class:`TrainingLog`."""
         return TrainingLog(self, schedule, total=total, loss_names=tuple(loss_names),
                            device=device, rng=rng, optimisers=optimisers, epoch=epoch,
-                           start=start, progress=progress)
+                           start=start, progress=self.progress)
 
     def _training_state(self, rng: torch.Generator, optimisers: dict[str, Any],
                         **loop: Any) -> dict[str, Any]:
@@ -306,7 +321,7 @@ class Generator:
         random state is left as it was."""
         blob = torch.load(Path(path), map_location="cpu", weights_only=True)
         cls = get_method(blob["method"])
-        model = cls(config_from_dict(cls.Config, blob["config"]))
+        model = cls(config_from_dict(cls.Config, upgrade_saved_settings(cls.name, blob["config"])))
         with torch.random.fork_rng(devices=[]):  # rebuilding modules must not move it
             return model.load_state_dict(blob["state"], device=device)
 
@@ -668,6 +683,28 @@ def _plural(hint: Any) -> str:
     base = get_args(hint)[0] if get_origin(hint) is Annotated else hint
     return {int: "integers", float: "numbers", str: "strings", bool: "booleans"}.get(
         base, str(base))
+
+
+#: Method settings renamed (old -> new name) or moved out of the saved settings (old ->
+#: None: a run-time option now) since runs were first saved, per method. Applied by
+#: :func:`upgrade_saved_settings` to every saved configuration read back (``config.json``,
+#: ``generator.pt``), so runs saved before a rename still load, resume and compare.
+RENAMED_SETTINGS: dict[str, dict[str, str | None]] = {
+    "gsmflow": {"temperature": "sample_noise_std", "synthesis_chunk": None, "progress": None},
+    "vaecflow": {"learning_rate": "lr", "synthesis_chunk": None, "progress": None},
+    "amaz": {"adam_betas": "betas", "sample_batch": None, "progress": None},
+}
+
+
+def upgrade_saved_settings(method: str, values: dict[str, Any]) -> dict[str, Any]:
+    """``method``'s saved settings ``values`` under today's names (see
+    :data:`RENAMED_SETTINGS`); a value saved under both names keeps the new one."""
+    renamed = RENAMED_SETTINGS.get(method, {})
+    upgraded = {key: value for key, value in values.items() if key not in renamed}
+    for old, new in renamed.items():
+        if old in values and new is not None:
+            upgraded.setdefault(new, values[old])
+    return upgraded
 
 
 def config_from_dict(config_cls: type, values: dict[str, Any], section: str | None = None) -> Any:

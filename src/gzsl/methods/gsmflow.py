@@ -72,9 +72,8 @@ class GSMFlowConfig(Settings):
         use_relative_positioning: Table 3 "w/o RP" when False: the flow is conditioned on
             the raw class semantic vector.
         use_prototype_loss: False drops the prototype loss term (Eq. 13).
-        temperature: standard deviation of the latent noise at synthesis (1 = the paper).
-        synthesis_chunk: rows synthesised at once; bounds memory whatever ``n_per_class``.
-        progress: show a progress bar; ``None`` shows one when stderr is a terminal.
+        sample_noise_std: standard deviation of the latent noise at synthesis (1 = the
+            paper; ``temperature`` before).
     """
 
     epochs: Annotated[int, Range(1, 100_000, budget=True)] = 500
@@ -97,9 +96,7 @@ class GSMFlowConfig(Settings):
     use_perturbation: bool = True
     use_relative_positioning: bool = True
     use_prototype_loss: bool = True
-    temperature: Annotated[float, NON_NEGATIVE] = 1.0
-    synthesis_chunk: Annotated[int, COUNT] = 16384
-    progress: bool | None = None
+    sample_noise_std: Annotated[float, NON_NEGATIVE] = 1.0
 
 
 
@@ -144,6 +141,7 @@ class GSMFlow(Generator):
 
     name = "gsmflow"
     Config = GSMFlowConfig
+    default_chunk_size = 16384
     config: GSMFlowConfig
     #: Table 3 rows ("w/o VP", "w/o RP", "w/o constraints") plus the prototype loss alone.
     ablations: ClassVar[dict[str, dict[str, Any]]] = {
@@ -200,8 +198,7 @@ class GSMFlow(Generator):
         self._set_training(True)
         with self._training_log(schedule, total=total, loss_names=names, device=device,
                                 rng=rng, optimisers=optimisers, start=iteration,
-                                epoch=lambda i: i / steps_per_epoch,
-                                progress=config.progress) as log:
+                                epoch=lambda i: i / steps_per_epoch) as log:
             for epoch in range(int(loop["epoch"]), config.epochs):
                 if order is None:
                     order = torch.randperm(n_train, generator=rng, device=device)
@@ -256,13 +253,13 @@ class GSMFlow(Generator):
         output = torch.empty(total, self.feature_dim_, device=device)
         with self._evaluating():
             conditions = self._condition(semantics)
-            for start in range(0, total, self.config.synthesis_chunk):
-                stop = min(start + self.config.synthesis_chunk, total)
+            for start in range(0, total, self.chunk_size):
+                stop = min(start + self.chunk_size, total)
                 classes = torch.arange(start, stop, device=device) // n_per_class
                 z = torch.randn(stop - start, self.feature_dim_, generator=rng,
                                 device=device)
-                if self.config.temperature != 1.0:
-                    z = z * self.config.temperature
+                if self.config.sample_noise_std != 1.0:
+                    z = z * self.config.sample_noise_std
                 output[start:stop] = self.flow_.inverse(z, conditions[classes])
         return output
 

@@ -72,7 +72,7 @@ class VAECFlowConfig(Settings):
     Attributes:
         iterations: optimiser steps (Table 4: AWA1/AWA2 5K, CUB 25K, SUN 28K).
         batch_size: images per step (Table 4: 64).
-        learning_rate: Adam learning rate (Sec. 4.1: 1e-4; default betas).
+        lr: Adam learning rate (Sec. 4.1: 1e-4; default betas; ``learning_rate`` before).
         flow_steps: number ``K`` of [ActNorm, shuffle, additive coupling] steps (Sec. 4.1: 4).
         coupling_hidden: hidden width of each coupling's translation network (the paper
             does not say; the authors' code uses 512).
@@ -95,13 +95,11 @@ class VAECFlowConfig(Settings):
             paper); the synthesis side of ``zero_dequantisation``.
         initialisation_size: images in the batch that initialises every ActNorm (ours: a
             larger batch than the 64 the authors' first batch had, for steadier statistics).
-        synthesis_chunk: latents inverted through the flow at once when sampling.
-        progress: show a progress bar while training (default: when stderr is a terminal).
     """
 
     iterations: Annotated[int, Range(1, 10_000_000, budget=True)] = 5000
     batch_size: Annotated[int, COUNT] = 64
-    learning_rate: Annotated[float, POSITIVE] = 1e-4
+    lr: Annotated[float, POSITIVE] = 1e-4
     flow_steps: Annotated[int, COUNT] = 4
     coupling_hidden: Annotated[int, COUNT] = 512
     encoder_hidden: Annotated[tuple[int, int], COUNT] = (1024, 2048)
@@ -116,8 +114,6 @@ class VAECFlowConfig(Settings):
     zero_dequantisation: Annotated[float, NON_NEGATIVE] = 0.0
     rectify: bool = False
     initialisation_size: Annotated[int, COUNT] = 1024
-    synthesis_chunk: Annotated[int, COUNT] = 8192
-    progress: bool | None = None
 
 
 
@@ -232,7 +228,7 @@ class VAECFlow(Generator):
 
         parameters = [*self.flow_.parameters(), *self.vae_.parameters(),
                       *self.classifier_.parameters()]
-        optimizer = torch.optim.Adam(parameters, lr=config.learning_rate, foreach=True)
+        optimizer = torch.optim.Adam(parameters, lr=config.lr, foreach=True)
         optimisers = {"adam": optimizer}
         if resume is not None:
             self._resume_optimisers(resume, optimisers)
@@ -241,8 +237,7 @@ class VAECFlow(Generator):
         cursor = int(loop["cursor"])
         with self._training_log(schedule, total=total, loss_names=LOSS_NAMES, device=device,
                                 rng=rng, optimisers=optimisers, start=int(loop["iteration"]),
-                                epoch=lambda i: i * batch_size / n_train,
-                                progress=config.progress) as log:
+                                epoch=lambda i: i * batch_size / n_train) as log:
             for iteration in range(int(loop["iteration"]) + 1, total + 1):
                 if cursor + batch_size > n_train:
                     order = torch.randperm(n_train, generator=rng, device=device)
@@ -287,8 +282,8 @@ class VAECFlow(Generator):
         std = log_sigma.exp() * math.sqrt(temperature)
         total = len(semantics) * n_per_class
         features = torch.empty(total, self.feature_dim_, device=device)
-        for start in range(0, total, self.config.synthesis_chunk):
-            stop = min(start + self.config.synthesis_chunk, total)
+        for start in range(0, total, self.chunk_size):
+            stop = min(start + self.chunk_size, total)
             rows = torch.arange(start, stop, device=device) // n_per_class
             noise = torch.randn(stop - start, self.feature_dim_, generator=rng,
                                 device=device)
