@@ -31,12 +31,11 @@ EVALUATION = ("evaluation.checkpoint_every=3", "evaluation.checkpoint_after=7",
               "evaluation.classifier_batch_size=32", "evaluation.n_synthetic_grid=[0.5, 1]")
 METHODS = {
     "gsmflow": ("method.epochs=4", "method.hidden_dim=16", "method.global_semantic_dim=8",
-                "method.batch_size=32", "method.lr_step_epochs=1", "method.progress=false"),
+                "method.batch_size=32", "method.lr_step_epochs=1"),
     "vaecflow": ("method.iterations=20", "method.encoder_hidden=[16, 16]",
-                 "method.decoder_hidden=8", "method.coupling_hidden=8", "method.batch_size=32",
-                 "method.progress=false"),
+                 "method.decoder_hidden=8", "method.coupling_hidden=8", "method.batch_size=32"),
     "amaz": ("method.iterations=12", "method.n_way=3", "method.support_shots=2",
-             "method.query_shots=2", "method.tasks_per_batch=2", "method.progress=false"),
+             "method.query_shots=2", "method.tasks_per_batch=2"),
     "gaussian": (),
 }
 

@@ -25,7 +25,7 @@ from gzsl.nn.modulation import BatchNorm, modulate
 #: Small, fast settings for the 6-class, 8-d fixture (3-way tasks fit 6 classes exactly).
 TINY = dict(iterations=6, n_way=3, support_shots=2, query_shots=2, tasks_per_batch=2,
             generator_width=2.0, embedding_width=1.0, critic_widths=(2.0, 1.0),
-            classifier_widths=(2.0,), attribute_discriminator_widths=(2.0,), progress=False)
+            classifier_widths=(2.0,), attribute_discriminator_widths=(2.0,))
 
 
 def _fit(data: SeenData, seed: int = 0, **overrides) -> AMAZ:
@@ -204,13 +204,14 @@ def test_instance_weights_are_eq_13_cosines(tiny_seen_data):
 
 
 def test_each_class_block_is_generated_from_its_own_attribute(tiny_seen_data):
-    model = _fit(tiny_seen_data, sample_noise_std=0.0, sample_batch=4)
+    model = AMAZ(**TINY, sample_noise_std=0.0, chunk_size=4).fit(
+        tiny_seen_data, rng=torch.Generator().manual_seed(0))
     semantics = tiny_seen_data.class_semantics[[6, 7]]
     both = model.sample(semantics, 5)
     torch.testing.assert_close(both[5:], model.sample(semantics[1:], 5))
     torch.testing.assert_close(both[:5], both[:1].expand(5, 8))
     assert not torch.allclose(both[0], both[5])
-    model.config = dataclasses.replace(model.config, sample_batch=1000)
+    model.chunk_size = 1000
     torch.testing.assert_close(model.sample(semantics, 5), both)
 
 

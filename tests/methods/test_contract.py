@@ -30,11 +30,10 @@ from gzsl.methods.base import (
 TINY: dict[str, dict] = {
     "gaussian": {},
     "gsmflow": dict(epochs=3, batch_size=64, coupling_blocks=2, hidden_dim=16,
-                    global_semantic_dim=8, progress=False),
+                    global_semantic_dim=8),
     "vaecflow": dict(iterations=6, encoder_hidden=(16, 16), decoder_hidden=8,
-                     coupling_hidden=8, batch_size=32, initialisation_size=64, progress=False),
-    "amaz": dict(iterations=5, n_way=3, support_shots=2, query_shots=2, tasks_per_batch=2,
-                 progress=False),
+                     coupling_hidden=8, batch_size=32, initialisation_size=64),
+    "amaz": dict(iterations=5, n_way=3, support_shots=2, query_shots=2, tasks_per_batch=2),
     "linear-mean": dict(iterations=6, batch_size=16),
 }
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])

@@ -22,8 +22,7 @@ from gzsl.methods.base import (
 from gzsl.methods.gsmflow import GSMFlow, GSMFlowConfig, semantic_anchors
 
 TINY = GSMFlowConfig(epochs=4, batch_size=64, lr=1e-3, coupling_blocks=2, hidden_dim=16,
-                     global_semantic_dim=8, prototype_weight=1.0, perturbation=0.05,
-                     progress=False)
+                     global_semantic_dim=8, prototype_weight=1.0, perturbation=0.05)
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
 
@@ -127,8 +126,8 @@ def test_cold_samples_are_the_flow_image_of_zero_per_class(tiny_seen_data: SeenD
                                                           device: str) -> None:
     data = SeenData(*(t.to(device) for t in dataclasses.astuple(tiny_seen_data)))
     model = _fit(data)
-    # temperature 0: every sample of class c is g(0; a_g(c)); chunks straddle the classes.
-    cold = GSMFlow(dataclasses.replace(model.config, temperature=0.0, synthesis_chunk=3))
+    # noise std 0: every sample of class c is g(0; a_g(c)); chunks straddle the classes.
+    cold = GSMFlow(dataclasses.replace(model.config, sample_noise_std=0.0), chunk_size=3)
     cold.load_state_dict(model.state_dict(), device=device)
     means = cold.sample(data.class_semantics[6:], 7)
     with torch.no_grad():
@@ -146,7 +145,7 @@ def test_sample_inverts_the_flow(tiny_seen_data: SeenData) -> None:
         conditions = model.global_semantics(semantics).repeat_interleave(50, dim=0)
         z, _ = model.flow_(samples, conditions)
     assert abs(float(z.mean())) < 0.15 and abs(float(z.std()) - 1.0) < 0.1
-    chunked = GSMFlow(dataclasses.replace(model.config, synthesis_chunk=7))
+    chunked = GSMFlow(model.config, chunk_size=7)
     chunked.load_state_dict(model.state_dict())
     assert chunked.sample(semantics, 50).shape == (100, 8)
 

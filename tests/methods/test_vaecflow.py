@@ -25,7 +25,7 @@ from gzsl.methods.vaecflow import (
 from gzsl.nn.additive import AdditiveFlow
 
 TINY = dict(encoder_hidden=(16, 16), decoder_hidden=8, coupling_hidden=8, batch_size=32,
-            initialisation_size=180, progress=False)
+            initialisation_size=180)
 PRESETS = Path(__file__).resolve().parents[2] / "src/gzsl/experiments/presets/vaecflow"
 
 
@@ -127,7 +127,8 @@ def test_checkpoint_epochs_count_passes_over_the_data(tiny_seen_data: SeenData) 
 
 
 def test_cold_samples_are_the_flow_inverse_of_the_prior_mean(tiny_seen_data: SeenData) -> None:
-    model = _fit(tiny_seen_data, iterations=20, synthesis_chunk=7)
+    model = VAECFlow(**TINY, iterations=20, chunk_size=7).fit(
+        tiny_seen_data, rng=torch.Generator().manual_seed(0))
     unseen = tiny_seen_data.class_semantics[6:]
     # At T = 0 every sample of class k is f^-1(mu(a_k)), across chunks.
     centres = model.sample(unseen, 20, temperature=0.0)
@@ -246,4 +247,4 @@ def test_presets_resolve_and_carry_consistent_published_numbers(name: str) -> No
     published = resolved.published
     harmonic = 2 * published["U"] * published["S"] / (published["U"] + published["S"])
     assert published["H"] == pytest.approx(harmonic, abs=0.06)
-    assert config.batch_size == 64 and config.learning_rate == 1e-4 and config.flow_steps == 4
+    assert config.batch_size == 64 and config.lr == 1e-4 and config.flow_steps == 4

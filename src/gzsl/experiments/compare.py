@@ -24,6 +24,7 @@ from typing import Any
 from gzsl.data.errors import GZSLError
 from gzsl.experiments.reproduce import METRICS
 from gzsl.experiments.rundir import CONFIG, RunDir, run_status
+from gzsl.methods.base import upgrade_saved_settings
 from gzsl.utils import atomic_write
 
 __all__ = ["Group", "RunRecord", "compare_runs", "find_results", "read_run", "to_csv",
@@ -122,7 +123,10 @@ def _flatten(config: dict[str, Any]) -> dict[str, Any]:
     """``config.json`` settings as ``section.key`` -> value (``--set`` spelling)."""
     flat: dict[str, Any] = {}
     for section, shown in SETTING_SECTIONS.items():
-        for key, value in (config.get(section) or {}).items():
+        values = config.get(section) or {}
+        if section == "method_config":  # settings renamed since, under today's names
+            values = upgrade_saved_settings(str(config.get("method", "")).lower(), values)
+        for key, value in values.items():
             flat[f"{shown}.{key}"] = json.dumps(value, sort_keys=True) if isinstance(
                 value, list | dict) else value
     return flat

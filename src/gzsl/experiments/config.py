@@ -12,10 +12,24 @@ import dataclasses
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from gzsl.data.errors import GZSLError, check_choice
-from gzsl.methods.base import config_from_dict, get_method
+from gzsl.data.loaders import LAYOUTS, SEMANTICS
+from gzsl.data.preprocessing import Scaling
+from gzsl.methods.base import (
+    COUNT,
+    FRACTION,
+    NON_NEGATIVE,
+    POSITIVE,
+    NonEmpty,
+    OneOf,
+    Range,
+    Settings,
+    config_from_dict,
+    get_method,
+    upgrade_saved_settings,
+)
 
 PRESET_DIR = Path(__file__).resolve().parent / "presets"
 Selection = Literal["val", "final", "test-oracle"]
@@ -26,17 +40,17 @@ TRANSFERS: tuple[str, ...] = ("epoch", "iteration")
 
 
 @dataclass(frozen=True)
-class DataConfig:
+class DataConfig(Settings):
     """Which files to read and how to preprocess features (fitted on training data only)."""
 
-    layout: str | None = None
-    semantics: str = "att"
-    preprocessing: str = "minmax"
+    layout: Annotated[str | None, OneOf(LAYOUTS)] = None
+    semantics: Annotated[str, OneOf(SEMANTICS)] = "att"
+    preprocessing: Scaling = "minmax"
     l2: bool = False
 
 
 @dataclass(frozen=True)
-class EvaluationConfig:
+class EvaluationConfig(Settings):
     """How a generator is turned into a score: synthesis, final classifier, checkpoints.
 
     Attributes:
@@ -59,26 +73,18 @@ class EvaluationConfig:
             dynamics follow the step count rather than the data seen, such as GANs.
     """
 
-    n_synthetic: int = 300
-    n_synthetic_grid: tuple[float, ...] = (0.5, 1.0, 2.0)
-    classifier: str = "softmax"
-    classifier_lr: float = 1e-3
-    classifier_beta1: float = 0.5
-    classifier_batch_size: int = 256
-    classifier_epochs: int = 30
-    checkpoint_every: int = 500
-    checkpoint_after: int = 0
+    n_synthetic: Annotated[int, Range(1, 1_000_000, budget=True)] = 300
+    n_synthetic_grid: Annotated[tuple[float, ...], NonEmpty(), POSITIVE] = (0.5, 1.0, 2.0)
+    classifier: Annotated[str, OneOf(CLASSIFIERS)] = "softmax"
+    classifier_lr: Annotated[float, POSITIVE] = 1e-3
+    classifier_beta1: Annotated[float, FRACTION] = 0.5
+    classifier_batch_size: Annotated[int, COUNT] = 256
+    classifier_epochs: Annotated[int, Range(1, 10_000, budget=True)] = 30
+    checkpoint_every: Annotated[int, COUNT] = 500
+    checkpoint_after: Annotated[int, NON_NEGATIVE] = 0
     calibrated_stacking: bool = False
     zsl_classifier: bool = True
-    transfer: str = "epoch"
-
-    def __post_init__(self) -> None:
-        check_choice("transfer", self.transfer, TRANSFERS)
-        check_choice("classifier", self.classifier, CLASSIFIERS)
-        if self.n_synthetic < 1 or self.classifier_epochs < 1 or self.checkpoint_every < 1:
-            raise GZSLError("n_synthetic, classifier_epochs and checkpoint_every must be >= 1")
-        if not self.n_synthetic_grid or min(self.n_synthetic_grid) <= 0:
-            raise GZSLError("n_synthetic_grid must hold positive multipliers, e.g. [0.5, 1, 2]")
+    transfer: Annotated[str, OneOf(TRANSFERS)] = "epoch"
 
 
 @dataclass(frozen=True)
@@ -120,9 +126,12 @@ class ExperimentConfig:
                 method=method_cls.name, dataset=values["dataset"], preset=values.get("preset"),
                 seed=int(values["seed"]), selection=values["selection"],
                 device=values.get("device", "auto"),
-                data=config_from_dict(DataConfig, values.get("data", {})),
-                method_config=config_from_dict(method_cls.Config, values["method_config"]),
-                evaluation=config_from_dict(EvaluationConfig, values.get("evaluation", {})),
+                data=config_from_dict(DataConfig, values.get("data", {}), "data"),
+                method_config=config_from_dict(
+                    method_cls.Config,
+                    upgrade_saved_settings(method_cls.name, values["method_config"]), "method"),
+                evaluation=config_from_dict(EvaluationConfig, values.get("evaluation", {}),
+                                            "evaluation"),
                 published=dict(values.get("published", {})),
             )
         except (KeyError, TypeError) as error:
@@ -255,8 +264,8 @@ def resolve(method: str, dataset: str, *, preset: str | None = None,
         seed=seed,
         selection=selection,
         device=device,
-        data=config_from_dict(DataConfig, sections["data"]),
-        method_config=config_from_dict(method_cls.Config, sections["method"]),
-        evaluation=config_from_dict(EvaluationConfig, sections["evaluation"]),
+        data=config_from_dict(DataConfig, sections["data"], "data"),
+        method_config=config_from_dict(method_cls.Config, sections["method"], "method"),
+        evaluation=config_from_dict(EvaluationConfig, sections["evaluation"], "evaluation"),
         published=dict(loaded.published) if loaded else {},
     )

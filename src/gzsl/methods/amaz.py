@@ -29,18 +29,25 @@ import math
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.func import functional_call
 
-from gzsl.data.errors import GZSLError, check_choice
+from gzsl.data.errors import GZSLError
 from gzsl.methods.base import (
+    COUNT,
+    FRACTION,
+    NON_NEGATIVE,
+    POSITIVE,
     CheckpointSchedule,
     Generator,
+    OneOf,
+    Range,
     SeenData,
+    Settings,
     register,
     seeded_init,
 )
@@ -73,7 +80,7 @@ MODULATION_SCOPES = ("task", "class")
 
 
 @dataclass(frozen=True)
-class AMAZConfig:
+class AMAZConfig(Settings):
     """Settings of AMAZ; defaults are the paper's (Sec. III-A and the supplement).
 
     Widths are multiples of the feature dimension D, so the paper's sizes for 2048-d
@@ -98,7 +105,8 @@ class AMAZConfig:
         critic_lr: beta_1, outer Adam learning rate of the critic.
         modulation_lr: beta_2, outer Adam learning rate of AP, AM and AD.
         generator_lr: beta_3, outer Adam learning rate of G and C.
-        adam_betas: Adam's betas for the outer updates (the paper names Adam only).
+        betas: Adam's betas for the outer updates (the paper names Adam only;
+            ``adam_betas`` before).
         critic_clip: after each outer step the critic's weights are clipped to
             ``[-critic_clip, critic_clip]`` (the WGAN Lipschitz constraint; the paper names
             none, and without one the critic of Eq. 6 diverges); ``None`` or 0 disables it.
@@ -145,64 +153,45 @@ class AMAZConfig:
             uses the averaged networks. 0 (the paper) synthesises with the last weights.
             Our option, a common stabiliser of GAN generators: it damps the swings of
             sample quality from one checkpoint to the next.
-        sample_batch: rows synthesised per chunk in :meth:`AMAZ.sample`.
-        progress: show a progress bar during ``fit`` (default: when stderr is a terminal).
     """
 
-    iterations: int = 15000
-    epochs: float | None = None
-    n_way: int = 10
-    support_shots: int = 5
-    query_shots: int = 3
-    tasks_per_batch: int = 10
-    critic_inner_lr: float = 1e-3
-    modulation_inner_lr: float = 1e-3
-    generator_inner_lr: float = 1e-3
-    critic_lr: float = 1e-3
-    modulation_lr: float = 1e-5
-    generator_lr: float = 1e-5
-    adam_betas: tuple[float, float] = (0.9, 0.999)
-    critic_clip: float | None = 0.01
-    critic_penalty: float = 0.0
-    critic_steps: int = 1
+    iterations: Annotated[int, Range(0, 10_000_000, budget=True)] = 15000
+    epochs: Annotated[float | None, Range(0, 100_000, low_open=True, budget=True)] = None
+    n_way: Annotated[int, COUNT] = 10
+    support_shots: Annotated[int, COUNT] = 5
+    query_shots: Annotated[int, COUNT] = 3
+    tasks_per_batch: Annotated[int, COUNT] = 10
+    critic_inner_lr: Annotated[float, NON_NEGATIVE] = 1e-3
+    modulation_inner_lr: Annotated[float, NON_NEGATIVE] = 1e-3
+    generator_inner_lr: Annotated[float, NON_NEGATIVE] = 1e-3
+    critic_lr: Annotated[float, POSITIVE] = 1e-3
+    modulation_lr: Annotated[float, POSITIVE] = 1e-5
+    generator_lr: Annotated[float, POSITIVE] = 1e-5
+    betas: Annotated[tuple[float, float], FRACTION] = (0.9, 0.999)
+    critic_clip: Annotated[float | None, NON_NEGATIVE] = 0.01
+    critic_penalty: Annotated[float, NON_NEGATIVE] = 0.0
+    critic_steps: Annotated[int, COUNT] = 1
     real_auxiliaries: bool = False
-    auxiliary_pretraining: int = 0
-    auxiliary_lr: float = 1e-3
-    modulation_scope: str = "task"
-    train_noise_std: float = 0.1
-    sample_noise_std: float = 1.0
-    noise_dim: int | None = None
-    output_activation: str = "none"
-    generator_width: float = 1.0
-    embedding_width: float = 1.0
-    classifier_widths: tuple[float, ...] = (0.25, 0.25)
-    attribute_discriminator_widths: tuple[float, ...] = (0.5, 0.25)
-    critic_widths: tuple[float, float] = (0.5, 0.25)
-    dropout: float = 0.5
-    batch_norm_eps: float = 0.8
-    leaky_slope: float = 0.2
-    attribute_weight: float = 1.0
-    classification_weight: float = 1.0
+    auxiliary_pretraining: Annotated[int, NON_NEGATIVE] = 0
+    auxiliary_lr: Annotated[float, POSITIVE] = 1e-3
+    modulation_scope: Annotated[str, OneOf(MODULATION_SCOPES)] = "task"
+    train_noise_std: Annotated[float, NON_NEGATIVE] = 0.1
+    sample_noise_std: Annotated[float, NON_NEGATIVE] = 1.0
+    noise_dim: Annotated[int | None, COUNT] = None
+    output_activation: Annotated[str, OneOf(OUTPUT_ACTIVATIONS)] = "none"
+    generator_width: Annotated[float, POSITIVE] = 1.0
+    embedding_width: Annotated[float, POSITIVE] = 1.0
+    classifier_widths: Annotated[tuple[float, ...], POSITIVE] = (0.25, 0.25)
+    attribute_discriminator_widths: Annotated[tuple[float, ...], POSITIVE] = (0.5, 0.25)
+    critic_widths: Annotated[tuple[float, float], POSITIVE] = (0.5, 0.25)
+    dropout: Annotated[float, FRACTION] = 0.5
+    batch_norm_eps: Annotated[float, POSITIVE] = 0.8
+    leaky_slope: Annotated[float, NON_NEGATIVE] = 0.2
+    attribute_weight: Annotated[float, NON_NEGATIVE] = 1.0
+    classification_weight: Annotated[float, NON_NEGATIVE] = 1.0
     first_order: bool = False
-    weight_average: float = 0.0
-    sample_batch: int = 4096
-    progress: bool | None = None
+    weight_average: Annotated[float, FRACTION] = 0.0
 
-    def __post_init__(self) -> None:
-        check_choice("output_activation", self.output_activation, OUTPUT_ACTIVATIONS)
-        check_choice("modulation_scope", self.modulation_scope, MODULATION_SCOPES)
-        for name in ("critic_penalty", "auxiliary_pretraining"):
-            if getattr(self, name) < 0:
-                raise GZSLError(f"AMAZ setting {name} must be >= 0, got "
-                                f"{getattr(self, name)!r}")
-        if self.epochs is not None and self.epochs <= 0:
-            raise GZSLError(f"AMAZ setting epochs must be positive, got {self.epochs!r}")
-        if not 0 <= self.weight_average < 1:
-            raise GZSLError(f"AMAZ setting weight_average must be in [0, 1), got "
-                            f"{self.weight_average!r}")
-        if self.critic_steps < 1:
-            raise GZSLError(f"AMAZ setting critic_steps must be at least 1, got "
-                            f"{self.critic_steps!r}")
 
 
 def _synthesis_state(networks: AMAZNetworks) -> dict[str, Tensor]:
@@ -509,6 +498,7 @@ class AMAZ(Generator):
 
     name = "amaz"
     Config = AMAZConfig
+    default_chunk_size = 4096
     config: AMAZConfig
 
     def fit(self, data: SeenData, *, rng: torch.Generator,
@@ -554,8 +544,7 @@ class AMAZ(Generator):
         rows = config.tasks_per_batch * self.n_way_ * (config.support_shots + config.query_shots)
         with self._training_log(schedule, total=total, loss_names=LOSS_NAMES, device=device,
                                 rng=rng, optimisers=optimisers, start=first - 1,
-                                epoch=lambda i: i * rows / len(data.features),
-                                progress=config.progress) as log:
+                                epoch=lambda i: i * rows / len(data.features)) as log:
             for iteration in range(first, total + 1):
                 extra = [draw() for _ in range(config.critic_steps - 1)]
                 losses = step(*draw(), extra)
@@ -580,7 +569,7 @@ class AMAZ(Generator):
         params = dict(networks.named_parameters())
         modules = ("classifier.", "attribute_discriminator.")
         optimizer = torch.optim.Adam([v for k, v in params.items() if k.startswith(modules)],
-                                     lr=self.config.auxiliary_lr, betas=self.config.adam_betas)
+                                     lr=self.config.auxiliary_lr, betas=self.config.betas)
         losses = Losses(networks, self.config, rng)
         for _ in range(steps):
             episode = draw()[0]
@@ -600,7 +589,7 @@ class AMAZ(Generator):
         rates = {"critic": config.critic_lr, "modulation": config.modulation_lr,
                  "generator": config.generator_lr}
         optimizers = {name: torch.optim.Adam(groups[name], lr=rates[name],
-                                             betas=config.adam_betas) for name in groups}
+                                             betas=config.betas) for name in groups}
         losses = Losses(networks, config, rng)
 
         def clip_critic() -> None:
@@ -671,8 +660,8 @@ class AMAZ(Generator):
         weights = networks.state_dict() if self.average_ is None else self.average_
         with self._eval_mode():
             modulation = networks.call("modulation", weights, semantics.unsqueeze(1))
-            for start in range(0, total, self.config.sample_batch):
-                stop = min(start + self.config.sample_batch, total)
+            for start in range(0, total, self.chunk_size):
+                stop = min(start + self.chunk_size, total)
                 rows = torch.arange(start, stop, device=device) // n_per_class
                 noise = self.config.sample_noise_std * torch.randn(
                     stop - start, networks.noise_dim, generator=rng, device=device)
@@ -699,8 +688,8 @@ class AMAZ(Generator):
             semantics = semantics.repeat_interleave(len(features) // len(semantics), dim=0)
         with self._eval_mode():
             weights = torch.empty(len(features), device=device)
-            for start in range(0, len(features), self.config.sample_batch):
-                stop = start + self.config.sample_batch
+            for start in range(0, len(features), self.chunk_size):
+                stop = start + self.chunk_size
                 reconstructed = networks.attribute_discriminator(features[start:stop])
                 weights[start:stop] = F.cosine_similarity(semantics[start:stop], reconstructed,
                                                           dim=1)

@@ -14,10 +14,12 @@ import functools
 import itertools
 import os
 import sys
+import types
+import typing
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, get_type_hints
+from typing import Annotated, Any, ClassVar, Literal, get_args, get_origin, get_type_hints
 
 import torch
 from torch import Tensor, nn
@@ -136,12 +138,31 @@ class Generator:
 
     name: ClassVar[str]
     Config: ClassVar[type]
+    #: Rows synthesised (or weighed) at once when ``chunk_size`` is not given.
+    default_chunk_size: ClassVar[int] = 8192
     #: Named config overrides for ``gzsl ablate`` (e.g. a paper's ablation table rows).
     ablations: ClassVar[dict[str, dict[str, Any]]] = {}
 
-    def __init__(self, config: Any | None = None, **overrides: Any) -> None:
+    def __init__(self, config: Any | None = None, *, progress: bool | None = None,
+                 chunk_size: int | None = None, **overrides: Any) -> None:
+        """``config`` (default: the paper's settings) with ``overrides`` applied.
+
+        ``progress`` (show a progress bar while fitting; ``None``: when stderr is a
+        terminal) and ``chunk_size`` (rows synthesised at once, bounding memory whatever
+        ``n_per_class``) are run-time options: they change no result and are not saved
+        with the settings.
+        """
+        self.progress = progress
+        self.chunk_size = self.default_chunk_size if chunk_size is None else int(chunk_size)
+        if self.chunk_size < 1:
+            from gzsl.data.errors import GZSLError
+
+            raise GZSLError(f"chunk_size must be >= 1, got {chunk_size!r}")
         config = config if config is not None else self.Config()
         self.config = dataclasses.replace(config, **overrides) if overrides else config
+        if dataclasses.is_dataclass(self.config) and not isinstance(self.config, Settings):
+            check_settings(type(self.config), {f.name: getattr(self.config, f.name)
+                                               for f in dataclasses.fields(self.config)})
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         """Wrap the subclass's own ``fit``, ``sample``, ``state_dict`` and
@@ -256,13 +277,12 @@ class Generator:
     def _training_log(self, schedule: CheckpointSchedule | None, *, total: int,
                       loss_names: tuple[str, ...] | list[str], device: torch.device,
                       rng: torch.Generator, optimisers: dict[str, Any],
-                      epoch: Callable[[int], float], start: int = 0,
-                      progress: bool | None = None) -> TrainingLog:
-        """The bookkeeping of a fit loop of ``total`` steps, ``start`` of them done before;
-        see :class:`TrainingLog`."""
+                      epoch: Callable[[int], float], start: int = 0) -> TrainingLog:
+        """The bookkeeping of a fit loop of ``total`` steps, ``start`` of them done before
+        (with a progress bar as ``self.progress`` says); see :class:`TrainingLog`."""
         return TrainingLog(self, schedule, total=total, loss_names=tuple(loss_names),
                            device=device, rng=rng, optimisers=optimisers, epoch=epoch,
-                           start=start, progress=progress)
+                           start=start, progress=self.progress)
 
     def _training_state(self, rng: torch.Generator, optimisers: dict[str, Any],
                         **loop: Any) -> dict[str, Any]:
@@ -301,7 +321,7 @@ class Generator:
         random state is left as it was."""
         blob = torch.load(Path(path), map_location="cpu", weights_only=True)
         cls = get_method(blob["method"])
-        model = cls(config_from_dict(cls.Config, blob["config"]))
+        model = cls(config_from_dict(cls.Config, upgrade_saved_settings(cls.name, blob["config"])))
         with torch.random.fork_rng(devices=[]):  # rebuilding modules must not move it
             return model.load_state_dict(blob["state"], device=device)
 
@@ -497,25 +517,218 @@ def deterministic_algorithms() -> Iterator[None]:
         torch.use_deterministic_algorithms(previous, warn_only=previous_warn)
 
 
-def config_from_dict(config_cls: type, values: dict[str, Any]) -> Any:
+#: Set this environment variable to 1 to lift the upper bounds of budget settings.
+LIFT_BUDGET_BOUNDS = "GZSL_LIFT_BUDGET_BOUNDS"
+
+
+@dataclass(frozen=True)
+class Range:
+    """A declared bound on a number (or on every number of a tuple) of a settings dataclass.
+
+    ``low`` / ``high`` are inclusive unless ``low_open`` / ``high_open``. A ``budget``
+    bound's ``high`` catches absurd run lengths (a typo of ``10**9`` epochs runs until
+    killed); it is lifted by setting the environment variable :data:`LIFT_BUDGET_BOUNDS`.
+    """
+
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+    budget: bool = False
+
+    def problem(self, value: Any) -> str | None:
+        """What is wrong with ``value``, or None when it is within the range."""
+        if isinstance(value, tuple):
+            return next((p for p in map(self.problem, value) if p is not None), None)
+        below = self.low is not None and (value <= self.low if self.low_open
+                                          else value < self.low)
+        above = self.high is not None and (value >= self.high if self.high_open
+                                           else value > self.high)
+        if above and self.budget and os.environ.get(LIFT_BUDGET_BOUNDS) == "1":
+            above = False
+        if not (below or above):
+            return None
+        if self.low is not None and self.high is not None and not self.budget:
+            left, right = "(" if self.low_open else "[", ")" if self.high_open else "]"
+            return f"must be in {left}{self.low:g}, {self.high:g}{right}"
+        if below:
+            return f"must be {'>' if self.low_open else '>='} {self.low:g}"
+        rule = f"must be {'<' if self.high_open else '<='} {self.high:g}"
+        if self.budget:
+            rule += (f" (a budget bound against typos; set the environment variable "
+                     f"{LIFT_BUDGET_BOUNDS}=1 to go beyond it)")
+        return rule
+
+
+@dataclass(frozen=True)
+class OneOf:
+    """A declared set of valid values of a string setting."""
+
+    choices: tuple[str, ...]
+
+    def problem(self, value: Any) -> str | None:
+        return None if value in self.choices else f"must be one of {', '.join(self.choices)}"
+
+
+@dataclass(frozen=True)
+class NonEmpty:
+    """A tuple setting that needs at least one element."""
+
+    def problem(self, value: Any) -> str | None:
+        return None if len(value) else "must not be empty"
+
+
+#: Declarations for the settings tables (``Annotated[int, COUNT]`` and so on).
+COUNT = Range(1)
+NON_NEGATIVE = Range(0)
+POSITIVE = Range(0, low_open=True)
+PROBABILITY = Range(0, 1)
+FRACTION = Range(0, 1, high_open=True)
+
+
+class Settings:
+    """Base of settings dataclasses: every construction checks the declared table.
+
+    A field's type (``int``, ``float``, ``bool``, ``str``, ``Literal``, ``X | None``,
+    ``tuple[...]``) and the :class:`Range` / :class:`OneOf` / :class:`NonEmpty` markers
+    in its ``Annotated`` type are checked by :func:`check_settings`, the one place that
+    validates settings; no config class writes its own checks.
+    """
+
+    def __post_init__(self) -> None:
+        check_settings(type(self), {f.name: getattr(self, f.name)
+                                    for f in dataclasses.fields(self)})  # type: ignore[arg-type]
+
+
+def check_settings(config_cls: type, values: dict[str, Any], section: str | None = None) -> None:
+    """Check ``values`` against ``config_cls``'s declared types and constraints.
+
+    Raises a one-line :class:`GZSLError` naming ``section.key`` (the class name when no
+    section is given), the value and what was expected. Integers are accepted for floats;
+    booleans are not accepted as numbers.
+    """
+    from gzsl.data.errors import GZSLError
+
+    hints = get_type_hints(config_cls, include_extras=True)
+    where = f"{section or config_cls.__name__}."
+    for key, value in values.items():
+        hint = hints.get(key)
+        if hint is None:
+            continue
+        base, marks = (hint.__origin__, hint.__metadata__) if get_origin(hint) is Annotated \
+            else (hint, ())
+        expected = _type_problem(base, value)
+        if expected is not None:
+            raise GZSLError(f"invalid setting {where}{key}={value!r}: expected {expected}")
+        if value is None:
+            continue
+        for mark in marks:
+            problem = mark.problem(value)
+            if problem is not None:
+                raise GZSLError(f"invalid setting {where}{key}={value!r}: {problem}")
+
+
+_NAMES = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}
+
+
+def _type_problem(hint: Any, value: Any) -> str | None:
+    """None when ``value`` fits ``hint``, else a description of what was expected."""
+    origin, args = get_origin(hint), get_args(hint)
+    if origin is Annotated:
+        return _type_problem(args[0], value)
+    if hint is Any or hint is object:
+        return None
+    if origin is Literal:
+        return None if value in args else f"one of {', '.join(map(str, args))}"
+    if origin in (types.UnionType, typing.Union):
+        if value is None and type(None) in args:
+            return None
+        options = [a for a in args if a is not type(None)]
+        problems = [_type_problem(a, value) for a in options]
+        if any(p is None for p in problems):
+            return None
+        return " or ".join(problems) + (" or none" if type(None) in args else "")
+    if origin is tuple:
+        if not isinstance(value, tuple):
+            return _sequence_name(args)
+        if len(args) == 2 and args[1] is Ellipsis:
+            element_types = [args[0]] * len(value)
+        elif len(args) != len(value):
+            return _sequence_name(args)
+        else:
+            element_types = list(args)
+        if any(_type_problem(t, v) is not None for t, v in zip(element_types, value,
+                                                                 strict=True)):
+            return _sequence_name(args)
+        return None
+    if hint is bool:
+        return None if isinstance(value, bool) else _NAMES[bool]
+    if hint is int:
+        return None if isinstance(value, int) and not isinstance(value, bool) else _NAMES[int]
+    if hint is float:
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+        return None if ok else _NAMES[float]
+    if hint is str:
+        return None if isinstance(value, str) else _NAMES[str]
+    return None
+
+
+def _sequence_name(args: tuple[Any, ...]) -> str:
+    if len(args) == 2 and args[1] is Ellipsis:
+        return f"a list of {_plural(args[0])}"
+    return f"a list of {len(args)} {_plural(args[0])}"
+
+
+def _plural(hint: Any) -> str:
+    base = get_args(hint)[0] if get_origin(hint) is Annotated else hint
+    return {int: "integers", float: "numbers", str: "strings", bool: "booleans"}.get(
+        base, str(base))
+
+
+#: Method settings renamed (old -> new name) or moved out of the saved settings (old ->
+#: None: a run-time option now) since runs were first saved, per method. Applied by
+#: :func:`upgrade_saved_settings` to every saved configuration read back (``config.json``,
+#: ``generator.pt``), so runs saved before a rename still load, resume and compare.
+RENAMED_SETTINGS: dict[str, dict[str, str | None]] = {
+    "gsmflow": {"temperature": "sample_noise_std", "synthesis_chunk": None, "progress": None},
+    "vaecflow": {"learning_rate": "lr", "synthesis_chunk": None, "progress": None},
+    "amaz": {"adam_betas": "betas", "sample_batch": None, "progress": None},
+}
+
+
+def upgrade_saved_settings(method: str, values: dict[str, Any]) -> dict[str, Any]:
+    """``method``'s saved settings ``values`` under today's names (see
+    :data:`RENAMED_SETTINGS`); a value saved under both names keeps the new one."""
+    renamed = RENAMED_SETTINGS.get(method, {})
+    upgraded = {key: value for key, value in values.items() if key not in renamed}
+    for old, new in renamed.items():
+        if old in values and new is not None:
+            upgraded.setdefault(new, values[old])
+    return upgraded
+
+
+def config_from_dict(config_cls: type, values: dict[str, Any], section: str | None = None) -> Any:
     """Build a config dataclass from plain values (lists become tuples where typed so).
 
     Unknown keys raise a :class:`GZSLError` naming the valid ones, so a typo in a preset
-    or a ``--set`` never passes silently.
+    or a ``--set`` never passes silently; wrong types and values outside the declared
+    constraints raise one naming ``section.key`` (:func:`check_settings`).
     """
     from gzsl.data.errors import GZSLError
 
     names = {f.name for f in dataclasses.fields(config_cls)}
     unknown = sorted(set(values) - names)
     if unknown:
-        raise GZSLError(f"unknown setting(s) {', '.join(unknown)} for {config_cls.__name__}; "
-                        f"valid: {', '.join(sorted(names))}")
+        where = f" in [{section}]" if section else ""
+        raise GZSLError(f"unknown setting(s) {', '.join(unknown)}{where} for "
+                        f"{config_cls.__name__}; valid: {', '.join(sorted(names))}")
     hints = get_type_hints(config_cls)
     clean = {}
     for key, value in values.items():
         if isinstance(value, list) and "tuple" in str(hints.get(key, "")):
             value = tuple(value)
         clean[key] = value
+    check_settings(config_cls, clean, section)
     return config_cls(**clean)
 
 

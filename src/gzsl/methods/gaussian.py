@@ -9,16 +9,24 @@ yardstick every learned generator must beat under the same classifier and protoc
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
 import torch
 from torch import Tensor
 
-from gzsl.methods.base import CheckpointSchedule, Generator, SeenData, register
+from gzsl.methods.base import (
+    NON_NEGATIVE,
+    POSITIVE,
+    CheckpointSchedule,
+    Generator,
+    SeenData,
+    Settings,
+    register,
+)
 
 
 @dataclass(frozen=True)
-class GaussianConfig:
+class GaussianConfig(Settings):
     """Settings of the Gaussian baseline.
 
     Attributes:
@@ -27,9 +35,9 @@ class GaussianConfig:
         variance_scale: multiplies the regressed variance at sampling time.
     """
 
-    ridge: float = 1.0
-    min_variance: float = 1e-4
-    variance_scale: float = 1.0
+    ridge: Annotated[float, NON_NEGATIVE] = 1.0
+    min_variance: Annotated[float, POSITIVE] = 1e-4
+    variance_scale: Annotated[float, NON_NEGATIVE] = 1.0
 
 
 @register

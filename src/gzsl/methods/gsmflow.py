@@ -14,7 +14,7 @@ The global semantic vector comes from relative positioning against three anchor 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
@@ -22,9 +22,15 @@ from torch import Tensor, nn
 
 from gzsl.data.errors import GZSLError
 from gzsl.methods.base import (
+    COUNT,
+    FRACTION,
+    NON_NEGATIVE,
+    POSITIVE,
     CheckpointSchedule,
     Generator,
+    Range,
     SeenData,
+    Settings,
     register,
     seeded_init,
 )
@@ -35,7 +41,7 @@ TIE_DECIMALS = 9
 
 
 @dataclass(frozen=True)
-class GSMFlowConfig:
+class GSMFlowConfig(Settings):
     """Settings of GSMFlow; defaults are the paper's AWA2 setting (authors' ``train_AWA2.py``).
 
     Attributes:
@@ -66,56 +72,32 @@ class GSMFlowConfig:
         use_relative_positioning: Table 3 "w/o RP" when False: the flow is conditioned on
             the raw class semantic vector.
         use_prototype_loss: False drops the prototype loss term (Eq. 13).
-        temperature: standard deviation of the latent noise at synthesis (1 = the paper).
-        synthesis_chunk: rows synthesised at once; bounds memory whatever ``n_per_class``.
-        progress: show a progress bar; ``None`` shows one when stderr is a terminal.
+        sample_noise_std: standard deviation of the latent noise at synthesis (1 = the
+            paper; ``temperature`` before).
     """
 
-    epochs: int = 500
-    batch_size: int = 256
-    lr: float = 3e-4
-    betas: tuple[float, float] = (0.9, 0.999)
-    weight_decay: float = 3e-6
-    lr_step_epochs: int = 15
-    lr_gamma: float = 0.92
-    coupling_blocks: int = 3
-    hidden_dim: int = 2048
-    clamp: float = 1.0
-    init_scale: float = 0.01
-    global_semantic_dim: int = 1024
-    prototype_weight: float = 10.0
-    perturbation: float = 0.15
-    perturbation_dropout: float = 0.0
+    epochs: Annotated[int, Range(1, 100_000, budget=True)] = 500
+    batch_size: Annotated[int, COUNT] = 256
+    lr: Annotated[float, POSITIVE] = 3e-4
+    betas: Annotated[tuple[float, float], FRACTION] = (0.9, 0.999)
+    weight_decay: Annotated[float, NON_NEGATIVE] = 3e-6
+    lr_step_epochs: Annotated[int, COUNT] = 15
+    lr_gamma: Annotated[float, NON_NEGATIVE] = 0.92
+    coupling_blocks: Annotated[int, COUNT] = 3
+    hidden_dim: Annotated[int, COUNT] = 2048
+    clamp: Annotated[float, POSITIVE] = 1.0
+    init_scale: Annotated[float, NON_NEGATIVE] = 0.01
+    global_semantic_dim: Annotated[int, COUNT] = 1024
+    prototype_weight: Annotated[float, NON_NEGATIVE] = 10.0
+    perturbation: Annotated[float, NON_NEGATIVE] = 0.15
+    perturbation_dropout: Annotated[float, FRACTION] = 0.0
     anchors: Literal["seen", "all"] = "seen"
     permute: bool = False
     use_perturbation: bool = True
     use_relative_positioning: bool = True
     use_prototype_loss: bool = True
-    temperature: float = 1.0
-    synthesis_chunk: int = 16384
-    progress: bool | None = None
+    sample_noise_std: Annotated[float, NON_NEGATIVE] = 1.0
 
-    def __post_init__(self) -> None:
-        positive = ("epochs", "batch_size", "lr", "lr_step_epochs", "coupling_blocks",
-                    "hidden_dim", "clamp", "global_semantic_dim", "synthesis_chunk")
-        for name in positive:
-            if getattr(self, name) <= 0:
-                raise GZSLError(f"GSMFlow setting {name} must be positive, got "
-                                f"{getattr(self, name)!r}")
-        for name in ("weight_decay", "lr_gamma", "prototype_weight", "perturbation",
-                     "temperature", "init_scale"):
-            if getattr(self, name) < 0:
-                raise GZSLError(f"GSMFlow setting {name} must be >= 0, got "
-                                f"{getattr(self, name)!r}")
-        if not 0.0 <= self.perturbation_dropout < 1.0:
-            raise GZSLError("GSMFlow setting perturbation_dropout must be in [0, 1), got "
-                            f"{self.perturbation_dropout!r}")
-        if self.anchors not in ("seen", "all"):
-            raise GZSLError(f"GSMFlow setting anchors must be 'seen' or 'all', got "
-                            f"{self.anchors!r}")
-        if len(self.betas) != 2 or not all(0.0 <= b < 1.0 for b in self.betas):
-            raise GZSLError(f"GSMFlow setting betas must be two numbers in [0, 1), got "
-                            f"{self.betas!r}")
 
 
 def semantic_anchors(semantics: Tensor) -> Tensor:
@@ -159,6 +141,7 @@ class GSMFlow(Generator):
 
     name = "gsmflow"
     Config = GSMFlowConfig
+    default_chunk_size = 16384
     config: GSMFlowConfig
     #: Table 3 rows ("w/o VP", "w/o RP", "w/o constraints") plus the prototype loss alone.
     ablations: ClassVar[dict[str, dict[str, Any]]] = {
@@ -215,8 +198,7 @@ class GSMFlow(Generator):
         self._set_training(True)
         with self._training_log(schedule, total=total, loss_names=names, device=device,
                                 rng=rng, optimisers=optimisers, start=iteration,
-                                epoch=lambda i: i / steps_per_epoch,
-                                progress=config.progress) as log:
+                                epoch=lambda i: i / steps_per_epoch) as log:
             for epoch in range(int(loop["epoch"]), config.epochs):
                 if order is None:
                     order = torch.randperm(n_train, generator=rng, device=device)
@@ -271,13 +253,13 @@ class GSMFlow(Generator):
         output = torch.empty(total, self.feature_dim_, device=device)
         with self._evaluating():
             conditions = self._condition(semantics)
-            for start in range(0, total, self.config.synthesis_chunk):
-                stop = min(start + self.config.synthesis_chunk, total)
+            for start in range(0, total, self.chunk_size):
+                stop = min(start + self.chunk_size, total)
                 classes = torch.arange(start, stop, device=device) // n_per_class
                 z = torch.randn(stop - start, self.feature_dim_, generator=rng,
                                 device=device)
-                if self.config.temperature != 1.0:
-                    z = z * self.config.temperature
+                if self.config.sample_noise_std != 1.0:
+                    z = z * self.config.sample_noise_std
                 output[start:stop] = self.flow_.inverse(z, conditions[classes])
         return output
 

@@ -35,17 +35,23 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from gzsl.data.errors import GZSLError, check_choice
+from gzsl.data.errors import GZSLError
 from gzsl.methods.base import (
+    COUNT,
+    NON_NEGATIVE,
+    POSITIVE,
     CheckpointSchedule,
     Generator,
+    OneOf,
+    Range,
     SeenData,
+    Settings,
     register,
     seeded_init,
 )
@@ -60,13 +66,13 @@ _HALF_LOG_TWO_PI = 0.5 * math.log(2 * math.pi)
 
 
 @dataclass(frozen=True)
-class VAECFlowConfig:
+class VAECFlowConfig(Settings):
     """Settings of VAE-cFlow; defaults are the paper's (Sec. 4.1, Sec. 7, Table 4 for AWA).
 
     Attributes:
         iterations: optimiser steps (Table 4: AWA1/AWA2 5K, CUB 25K, SUN 28K).
         batch_size: images per step (Table 4: 64).
-        learning_rate: Adam learning rate (Sec. 4.1: 1e-4; default betas).
+        lr: Adam learning rate (Sec. 4.1: 1e-4; default betas; ``learning_rate`` before).
         flow_steps: number ``K`` of [ActNorm, shuffle, additive coupling] steps (Sec. 4.1: 4).
         coupling_hidden: hidden width of each coupling's translation network (the paper
             does not say; the authors' code uses 512).
@@ -89,46 +95,26 @@ class VAECFlowConfig:
             paper); the synthesis side of ``zero_dequantisation``.
         initialisation_size: images in the batch that initialises every ActNorm (ours: a
             larger batch than the 64 the authors' first batch had, for steadier statistics).
-        synthesis_chunk: latents inverted through the flow at once when sampling.
-        progress: show a progress bar while training (default: when stderr is a terminal).
     """
 
-    iterations: int = 5000
-    batch_size: int = 64
-    learning_rate: float = 1e-4
-    flow_steps: int = 4
-    coupling_hidden: int = 512
-    encoder_hidden: tuple[int, int] = (1024, 2048)
-    decoder_hidden: int = 512
-    flow_weight: float = 1.0
-    reconstruction_weight: float = 1.0
-    variance_weight: float = 1.0
-    classification_weight: float = 1.0
-    classification_latent: str = "flow"
-    temperature: float = 1.1
-    dequantisation_noise: float = 0.0
-    zero_dequantisation: float = 0.0
+    iterations: Annotated[int, Range(1, 10_000_000, budget=True)] = 5000
+    batch_size: Annotated[int, COUNT] = 64
+    lr: Annotated[float, POSITIVE] = 1e-4
+    flow_steps: Annotated[int, COUNT] = 4
+    coupling_hidden: Annotated[int, COUNT] = 512
+    encoder_hidden: Annotated[tuple[int, int], COUNT] = (1024, 2048)
+    decoder_hidden: Annotated[int, COUNT] = 512
+    flow_weight: Annotated[float, NON_NEGATIVE] = 1.0
+    reconstruction_weight: Annotated[float, NON_NEGATIVE] = 1.0
+    variance_weight: Annotated[float, NON_NEGATIVE] = 1.0
+    classification_weight: Annotated[float, NON_NEGATIVE] = 1.0
+    classification_latent: Annotated[str, OneOf(CLASSIFICATION_LATENTS)] = "flow"
+    temperature: Annotated[float, NON_NEGATIVE] = 1.1
+    dequantisation_noise: Annotated[float, NON_NEGATIVE] = 0.0
+    zero_dequantisation: Annotated[float, NON_NEGATIVE] = 0.0
     rectify: bool = False
-    initialisation_size: int = 1024
-    synthesis_chunk: int = 8192
-    progress: bool | None = None
+    initialisation_size: Annotated[int, COUNT] = 1024
 
-    def __post_init__(self) -> None:
-        check_choice("classification_latent", self.classification_latent,
-                     CLASSIFICATION_LATENTS)
-        if len(self.encoder_hidden) != 2:
-            raise GZSLError(f"encoder_hidden needs two widths (paper: [1024, 2048]), "
-                            f"got {list(self.encoder_hidden)}")
-        positive = ("iterations", "batch_size", "flow_steps", "coupling_hidden",
-                    "decoder_hidden", "initialisation_size", "synthesis_chunk")
-        bad = [name for name in positive if getattr(self, name) < 1]
-        if bad or min(self.encoder_hidden) < 1 or self.learning_rate <= 0:
-            raise GZSLError(f"VAE-cFlow settings must be positive: {', '.join(bad) or 'sizes'}")
-        negative = [name for name in ("temperature", "dequantisation_noise",
-                                      "zero_dequantisation") if getattr(self, name) < 0]
-        if negative:
-            raise GZSLError(f"{', '.join(negative)} must be >= 0, got "
-                            f"{', '.join(str(getattr(self, name)) for name in negative)}")
 
 
 class SemanticVAE(nn.Module):
@@ -242,7 +228,7 @@ class VAECFlow(Generator):
 
         parameters = [*self.flow_.parameters(), *self.vae_.parameters(),
                       *self.classifier_.parameters()]
-        optimizer = torch.optim.Adam(parameters, lr=config.learning_rate, foreach=True)
+        optimizer = torch.optim.Adam(parameters, lr=config.lr, foreach=True)
         optimisers = {"adam": optimizer}
         if resume is not None:
             self._resume_optimisers(resume, optimisers)
@@ -251,8 +237,7 @@ class VAECFlow(Generator):
         cursor = int(loop["cursor"])
         with self._training_log(schedule, total=total, loss_names=LOSS_NAMES, device=device,
                                 rng=rng, optimisers=optimisers, start=int(loop["iteration"]),
-                                epoch=lambda i: i * batch_size / n_train,
-                                progress=config.progress) as log:
+                                epoch=lambda i: i * batch_size / n_train) as log:
             for iteration in range(int(loop["iteration"]) + 1, total + 1):
                 if cursor + batch_size > n_train:
                     order = torch.randperm(n_train, generator=rng, device=device)
@@ -297,8 +282,8 @@ class VAECFlow(Generator):
         std = log_sigma.exp() * math.sqrt(temperature)
         total = len(semantics) * n_per_class
         features = torch.empty(total, self.feature_dim_, device=device)
-        for start in range(0, total, self.config.synthesis_chunk):
-            stop = min(start + self.config.synthesis_chunk, total)
+        for start in range(0, total, self.chunk_size):
+            stop = min(start + self.chunk_size, total)
             rows = torch.arange(start, stop, device=device) // n_per_class
             noise = torch.randn(stop - start, self.feature_dim_, generator=rng,
                                 device=device)
