@@ -60,7 +60,11 @@ def save_tiny_sentence_model(folder: Path, seed: int = 0) -> Path:
     """A one-layer BERT with mean pooling as a sentence-transformers model, saved to
     ``folder`` with ``SentenceTransformer.save``."""
     import torch
-    from sentence_transformers import SentenceTransformer, models
+    from sentence_transformers import SentenceTransformer
+    try:
+        from sentence_transformers.sentence_transformer.modules import Pooling, Transformer
+    except ImportError:  # sentence-transformers before 6
+        from sentence_transformers.models import Pooling, Transformer
     from transformers import BertConfig, BertModel, BertTokenizerFast
 
     torch.manual_seed(seed)
@@ -69,13 +73,12 @@ def save_tiny_sentence_model(folder: Path, seed: int = 0) -> Path:
     words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "a", "photo", "of", "red",
              "green", "blue", "circle", "square", "triangle", "the", "shape", "round",
              "with", "three", "corners"]
-    (bert / "vocab.txt").write_text("\n".join(words) + "\n")
-    BertTokenizerFast(vocab_file=str(bert / "vocab.txt")).save_pretrained(bert)
+    BertTokenizerFast(vocab={w: i for i, w in enumerate(words)}).save_pretrained(bert)
     BertModel(BertConfig(vocab_size=len(words), hidden_size=16, num_hidden_layers=1,
                          num_attention_heads=2, intermediate_size=32,
                          max_position_embeddings=32)).save_pretrained(bert)
-    word = models.Transformer(str(bert))
-    pooling = models.Pooling(word.get_word_embedding_dimension(), pooling_mode="mean")
+    word = Transformer(str(bert))
+    pooling = Pooling(word.get_embedding_dimension(), pooling_mode="mean")
     SentenceTransformer(modules=[word, pooling]).save(str(folder / "model"))
     return folder / "model"
 

@@ -126,3 +126,95 @@ def extract(
                       f"{out}):")
         for item in result.skipped:
             console.print(f"  {item['path']}: {item['reason']}", soft_wrap=True, markup=False)
+
+
+@app.command()
+def classes(
+    out: Annotated[Path, typer.Argument(help="The class semantics .npz to write.",
+                                        show_default=False)],
+    attributes: Annotated[Path | None, typer.Option(
+        "--attributes", help="CSV / TSV table: header (class, attribute names...), then one "
+        "row per class: its name and one number per attribute.")] = None,
+    names: Annotated[bool, typer.Option(
+        "--names", help="Embed the class names, put into each --template.")] = False,
+    descriptions: Annotated[Path | None, typer.Option(
+        "--descriptions", help="CSV with columns class,description: embed one description "
+        "per class.")] = None,
+    classes_of: Annotated[Path | None, typer.Option(
+        "--classes-of", help="Take the classes (and their order) from this features file "
+        "(gzsl features extract's output).")] = None,
+    class_list: Annotated[Path | None, typer.Option(
+        "--classes", help="Take the classes from this text file, one name per line.")] = None,
+    encoder: Annotated[str, typer.Option(
+        "--encoder", help="Text encoder: sentence-transformers, or clip (a CLIP "
+        "checkpoint's text tower).")] = "sentence-transformers",
+    text_model: Annotated[str | None, typer.Option(
+        "--text-model", help="Model name or local folder (default: "
+        "sentence-transformers/all-mpnet-base-v2, or openai/clip-vit-base-patch16 for "
+        "--encoder clip).", show_default=False)] = None,
+    template: Annotated[list[str] | None, typer.Option(
+        "--template", help="Prompt for --names with {} for the class name; repeat to "
+        "average several (default: 'a photo of a {}.').", show_default=False)] = None,
+    l2: Annotated[bool, typer.Option("--l2/--no-l2", help="L2-normalise attribute rows "
+                                     "(text embeddings always are).")] = True,
+    device: Annotated[str, typer.Option("--device", help="cpu, cuda or cuda:N.")] = "cpu",
+    force: Annotated[bool, typer.Option("--force", help="Replace OUT if it exists.")] = False,
+) -> None:
+    """Make one semantic vector per class from attributes, class names or descriptions.
+
+    Give exactly one of --attributes, --names, --descriptions. Classes come from
+    --classes-of (a features file) or --classes (a list); with --attributes alone, from the
+    table. Example: gzsl features classes sem.npz --attributes attributes.csv --classes-of
+    feats.npz
+    """
+    from gzsl.features.extract import read_features_file
+    from gzsl.features.semantics import (
+        DEFAULT_TEMPLATES,
+        DEFAULT_TEXT_MODEL,
+        from_attribute_table,
+        from_texts,
+        load_text_encoder,
+        prompts,
+        read_class_list,
+        read_descriptions,
+    )
+
+    if sum([attributes is not None, names, descriptions is not None]) != 1:
+        raise GZSLError("give exactly one of --attributes TABLE, --names, --descriptions CSV")
+    if classes_of is not None and class_list is not None:
+        raise GZSLError("give at most one of --classes-of and --classes")
+    if out.suffix.lower() != ".npz":
+        raise GZSLError(f"output {out} must end with .npz")
+    if out.exists() and not force:
+        raise GZSLError(f"{out} exists; pass --force to replace it")
+    wanted = (list(read_features_file(classes_of).class_names) if classes_of is not None
+              else read_class_list(class_list) if class_list is not None else None)
+    if attributes is not None:
+        result = from_attribute_table(attributes, wanted, l2=l2)
+    else:
+        if names and wanted is None:
+            raise GZSLError("--names needs the classes: --classes-of FEATURES.npz or "
+                            "--classes LIST.txt")
+        default = "openai/clip-vit-base-patch16" if encoder == "clip" else DEFAULT_TEXT_MODEL
+        model = load_text_encoder(encoder, text_model or default, device)
+        if names:
+            templates = list(template or DEFAULT_TEMPLATES)
+            texts = prompts(wanted, templates)
+            result = from_texts(texts, model, method="names", extra={"templates": templates})
+        else:
+            from gzsl.data.io import file_record
+
+            described = read_descriptions(descriptions)
+            order = wanted if wanted is not None else list(described)
+            missing = [c for c in order if c not in described]
+            if missing:
+                raise GZSLError(f"{descriptions} describes no {', '.join(missing[:10])}. Fix: "
+                                "one row class,description per class")
+            result = from_texts({c: [described[c]] for c in order}, model,
+                                method="descriptions",
+                                extra={"file": file_record(descriptions, "descriptions")})
+    result.save(out)
+    kind = result.provenance["method"]
+    _console().print(f"wrote {out}: {len(result.class_names)} classes x "
+                     f"{result.semantics.shape[1]} ({kind}, L2-normalised: "
+                     f"{'yes' if result.provenance['l2'] else 'no'})", soft_wrap=True)
