@@ -159,8 +159,8 @@ def from_attribute_table(path: str | Path, classes: Sequence[str] | None = None,
     matrix = np.stack([table[name] for name in names]).astype(np.float32)
     if l2:
         matrix = l2_rows(matrix, names)
-    provenance = {"kind": "semantics", "method": "attributes", "file": file_record(path, "attributes"),
-                  "attributes": len(attributes), "l2": l2,
+    provenance = {"kind": "semantics", "method": "attributes",
+                  "file": file_record(path, "attributes"), "attributes": len(attributes), "l2": l2,
                   "unused_rows": sorted(set(table) - set(names)),
                   "versions": library_versions()}
     return ClassSemantics(tuple(names), matrix, attributes, provenance)
