@@ -27,12 +27,15 @@ app = typer.Typer(
 @functools.cache
 def _register_subcommands() -> None:
     from gzsl.cli import data as data_cli
+    from gzsl.cli import features as features_cli
     from gzsl.cli import run  # noqa: F401  (defines train, reproduce, ablate, list)
 
     # isort: split
     from gzsl.cli import results  # noqa: F401  (predict, plot, compare, retrieve)
 
-    app.add_typer(data_cli.app, name="data", help="Check and convert dataset files.")
+    app.add_typer(data_cli.app, name="data", help="Check, convert and make dataset files.")
+    app.add_typer(features_cli.app, name="features",
+                  help="Image features and class semantics from your own images and words.")
 
 
 def main() -> None:

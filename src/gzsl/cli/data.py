@@ -155,3 +155,138 @@ def convert(
         f"({summary['seen_classes']} seen, {summary['unseen_classes']} unseen), features "
         f"{summary['feature_dim']}-d, semantics {summary['semantic_dim']}-d"
         + (", SYNTHETIC features" if data.synthetic else ""), soft_wrap=True)
+
+
+def _class_names_option(value: str | None) -> tuple[str, ...] | None:
+    """A class list given as a file (one name per line) or as comma-separated names."""
+    if value is None:
+        return None
+    from gzsl.data.make import read_names
+
+    if Path(value).is_file():
+        return tuple(read_names(value))
+    return tuple(name.strip() for name in value.split(",") if name.strip())
+
+
+@app.command()
+def make(
+    features: Annotated[Path, typer.Argument(
+        help="Features file written by `gzsl features extract`.", show_default=False)],
+    semantics: Annotated[Path, typer.Argument(
+        help="Class semantics written by `gzsl features classes`.", show_default=False)],
+    out: Annotated[Path, typer.Argument(help="The dataset .npz to write.",
+                                        show_default=False)],
+    unseen: Annotated[str | None, typer.Option(
+        "--unseen", help="Unseen classes: a file (one name per line) or comma-separated "
+        "names; default: drawn with --seed.")] = None,
+    unseen_count: Annotated[int | None, typer.Option(
+        "--unseen-count", min=1, help="How many unseen classes to draw (default: 20%).")
+    ] = None,
+    val: Annotated[str | None, typer.Option(
+        "--val", help="Validation classes, among the seen: a file or comma-separated names; "
+        "default: drawn with --seed.")] = None,
+    val_count: Annotated[int | None, typer.Option(
+        "--val-count", min=0, help="How many validation classes to draw (default: 20% of "
+        "the seen; 0: no validation split).")] = None,
+    test_share: Annotated[float, typer.Option(
+        "--test-share", help="Share of each seen class's images held out as test-seen.")
+    ] = 0.2,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of every random choice.")] = 0,
+    name: Annotated[str | None, typer.Option(
+        "--name", help="Dataset name (default: the features file's).")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace OUT if it exists.")] = False,
+) -> None:
+    """Make a dataset from image features, class semantics and a split, in our .npz layout.
+
+    Unseen classes get no training image; each seen class keeps a held-out share of its
+    images as test-seen (xlsa17's proposed split); validation classes come from the seen
+    ones. The result is checked as `gzsl data check` checks it. Example: gzsl data make
+    feats.npz classes.npz mine.npz --unseen unseen.txt
+    """
+    from gzsl.data.io import file_record
+    from gzsl.data.make import SplitSpec, make_dataset
+    from gzsl.features.extract import read_features_file
+    from gzsl.features.semantics import read_semantics_file
+
+    if out.suffix.lower() != ".npz":
+        raise GZSLError(f"output {out} must end with .npz")
+    if out.exists() and not force:
+        raise GZSLError(f"{out} exists; pass --force to replace it")
+    images = read_features_file(features)
+    vectors = read_semantics_file(semantics)
+    spec = SplitSpec(unseen=_class_names_option(unseen), unseen_count=unseen_count,
+                     val=_class_names_option(val), val_count=val_count,
+                     test_share=test_share, seed=seed)
+    source = {"features": images.provenance, "semantics": vectors.provenance,
+              "files": [file_record(features, "features"), file_record(semantics, "semantics")]}
+    data = make_dataset(images.features, images.labels, images.class_names, vectors.semantics,
+                        vectors.class_names, spec, name=name or images.name, source=source)
+    save_npz(data, out)
+    reloaded, problems = read_dataset(None, str(out), layout="npz")
+    raise_if_problems(problems)
+    assert reloaded is not None
+    summary = reloaded.summary()
+    split = data.source["split"]
+    more = ", ..." if summary["unseen_classes"] > 8 else ""
+    _console().print(
+        f"wrote {out}: {summary['images']} images, {summary['classes']} classes "
+        f"({summary['seen_classes']} seen, {summary['unseen_classes']} unseen: "
+        f"{', '.join(split['unseen_classes'][:8])}{more}), validation classes: "
+        f"{', '.join(split['val_classes']) or 'none'}; checked, no problems",
+        soft_wrap=True, markup=False)
+
+
+@app.command()
+def valsplit(
+    split_file: Annotated[Path, typer.Argument(
+        help="xlsa17 att_splits.mat (or *_trainval_test_only.mat) lacking train_loc / "
+        "val_loc.", show_default=False)],
+    labels: Annotated[Path, typer.Argument(
+        help="res101.mat of the same dataset (its 'labels'), or a .npy of 1-based labels.",
+        show_default=False)],
+    out: Annotated[Path, typer.Argument(help="The new .mat file to write.",
+                                        show_default=False)],
+    train_classes: Annotated[Path | None, typer.Option(
+        "--train-classes", help="Default: trainclasses1.txt beside SPLIT_FILE or in its "
+        "classlists/ folder.")] = None,
+    val_classes: Annotated[Path | None, typer.Option(
+        "--val-classes", help="Default: valclasses1.txt, found as --train-classes is.")
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace OUT if it exists.")] = False,
+) -> None:
+    """Rebuild xlsa17's validation split (train_loc, val_loc) from its class lists.
+
+    Writes a copy of SPLIT_FILE with train_loc (every seen image of the train classes) and
+    val_loc (of the validation classes) added, as in the official files; SPLIT_FILE is
+    only read. Example: gzsl data valsplit CUB/att_splits_trainval_test_only.mat
+    CUB/res101.mat CUB/att_splits.mat
+    """
+    import numpy as np
+
+    from gzsl.data.io import read_mat
+    from gzsl.data.make import read_names, rebuild_validation_split
+
+    if out.exists() and not force:
+        raise GZSLError(f"{out} exists; pass --force to replace it")
+
+    def find(given: Path | None, file_name: str) -> Path:
+        if given is not None:
+            return given
+        for folder in (split_file.parent, split_file.parent / "classlists"):
+            if (folder / file_name).is_file():
+                return folder / file_name
+        raise GZSLError(f"{file_name} not found beside {split_file} or in its classlists/ "
+                        f"folder. Fix: pass --{file_name[:-12]}-classes FILE")
+
+    if labels.suffix.lower() == ".npy":
+        values = np.load(labels, allow_pickle=False)
+    else:
+        stored = read_mat(labels, ["labels"])
+        if "labels" not in stored:
+            raise GZSLError(f"{labels} has no 'labels'. Fix: pass res101.mat of the dataset")
+        values = stored["labels"]
+    counts = rebuild_validation_split(split_file, values,
+                                      read_names(find(train_classes, "trainclasses1.txt")),
+                                      read_names(find(val_classes, "valclasses1.txt")), out)
+    _console().print(f"wrote {out}: train_loc {counts['train_loc']} images, val_loc "
+                     f"{counts['val_loc']} images", soft_wrap=True)

@@ -25,19 +25,22 @@ def _log(message: str) -> None:
     err_console.print(message, highlight=False, soft_wrap=True)
 
 
-def prediction_csv(names: list[list[str]], probabilities: list[list[float]]) -> str:
-    """CSV text: ``index, predicted, probability`` then ``top{i}_class, top{i}_probability``."""
+def prediction_csv(names: list[list[str]], probabilities: list[list[float]],
+                   paths: list[str] | None = None) -> str:
+    """CSV text: ``index`` (or ``path`` when ``paths`` are given), ``predicted``,
+    ``probability``, then ``top{i}_class, top{i}_probability``."""
     k = len(names[0]) if names else 1
     buffer = io.StringIO()
     writer = csv.writer(buffer)
-    writer.writerow(["index", "predicted", "probability",
+    writer.writerow(["index" if paths is None else "path", "predicted", "probability",
                      *(f"top{i}_{what}" for i in range(1, k + 1)
                        for what in ("class", "probability"))])
     for index, (row_names, row_probabilities) in enumerate(zip(names, probabilities,
                                                                strict=True)):
         pairs = [value for pair in zip(row_names, row_probabilities, strict=True)
                  for value in (pair[0], f"{pair[1]:.6g}")]
-        writer.writerow([index, row_names[0], f"{row_probabilities[0]:.6g}", *pairs])
+        writer.writerow([index if paths is None else paths[index], row_names[0],
+                         f"{row_probabilities[0]:.6g}", *pairs])
     return buffer.getvalue()
 
 RunRootOption = Annotated[Path | None, typer.Option(
@@ -47,9 +50,11 @@ RunRootOption = Annotated[Path | None, typer.Option(
 @app.command()
 def predict(
     run_dir: RunDirArgument,
-    features: Annotated[Path, typer.Argument(
-        help="Raw features, one row per image: .npy, .npz or .mat holding an (N, D) matrix "
-        "(D x N is accepted when unambiguous).", show_default=False)],
+    inputs: Annotated[list[str], typer.Argument(
+        help="Either ONE feature file (.npy, .npz or .mat holding an (N, D) matrix of raw "
+        "features; D x N is accepted when unambiguous), or images: files, folders, quoted "
+        "glob patterns. Anything not ending in .npy / .npz / .mat is taken for an image.",
+        show_default=False)],
     key: Annotated[str | None, typer.Option(
         "--key", help="Array to read from a .npz / .mat file holding more than one.")] = None,
     out: Annotated[Path | None, typer.Option(
@@ -57,20 +62,43 @@ def predict(
     top: Annotated[int, typer.Option(
         "--top", min=1, help="Also list the K most probable classes of each row.")] = 3,
     device: Annotated[str, typer.Option("--device", help="cpu or cuda.")] = "cpu",
+    batch_size: Annotated[int, typer.Option(
+        "--batch-size", min=1, help="Images: how many go through the backbone at once.")] = 32,
 ) -> None:
-    """Classify new features with a trained run (its own preprocessing is applied first).
+    """Classify new features, or new images, with a trained run.
 
-    Writes one CSV row per input row: index, predicted class, its probability, and the
-    top-K classes with their probabilities. Example: gzsl predict runs/demo feats.npy
-    --out predictions.csv --top 5
+    Feature files go through the run's preprocessing and classifier. Images are first
+    embedded with the backbone and transform recorded in the run's dataset (made by gzsl
+    features extract + gzsl data make). Writes one CSV row per input row (index) or image
+    (path): predicted class, its probability, and the top-K classes with their
+    probabilities; unreadable images are listed on standard error. Examples: gzsl predict
+    runs/demo feats.npy --out predictions.csv --top 5 ; gzsl predict runs/mine photos/
+    'more/*.jpg' --out predictions.csv
     """
     from gzsl.experiments.runner import resolve_device
-    from gzsl.experiments.trained import load_run, read_features
+    from gzsl.experiments.trained import FEATURE_SUFFIXES, load_run, read_features
 
+    feature_files = [i for i in inputs if Path(i).suffix.lower() in FEATURE_SUFFIXES]
+    if feature_files and len(inputs) > 1:
+        raise GZSLError("pass either one feature file (.npy, .npz, .mat) or images, not "
+                        f"both or several feature files (got {', '.join(inputs[:4])})")
     run = load_run(run_dir, resolve_device(device))
-    matrix = read_features(features, key)
-    names, probabilities = run.top_k(matrix, top)
-    text = prediction_csv(names.tolist(), probabilities.tolist())
+    paths = None
+    if feature_files:
+        matrix = read_features(Path(feature_files[0]), key)
+        names, probabilities = run.top_k(matrix, top)
+    else:
+        from gzsl.features.predict import expand_inputs, predict_images
+
+        files, names, probabilities, problems = predict_images(
+            run, expand_inputs(inputs), top=top, device=str(run.device),
+            batch_size=batch_size, progress=True)
+        paths = [str(p) for p in files]
+        for file, reason in problems:
+            _log(f"skipped {file}: {reason}")
+        if not paths:
+            raise GZSLError(f"none of the {len(problems)} file(s) could be read as an image")
+    text = prediction_csv(names.tolist(), probabilities.tolist(), paths)
     if out is None:
         sys.stdout.write(text)
     else:
