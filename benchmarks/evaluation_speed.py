@@ -122,7 +122,7 @@ def main() -> None:
     args = parser.parse_args()
     device = resolve_device(args.device)
     config = resolve(args.method, "demo", preset=args.preset,
-                     overrides=("method.progress=false", *args.set), device=str(device))
+                     overrides=tuple(args.set), device=str(device))
     data = load_demo()
     preprocessor = Preprocessor(config.data.preprocessing, config.data.l2)
     task = TaskTensors.from_task(preprocessor.transform_task(data.task("validation")), device)

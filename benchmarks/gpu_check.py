@@ -211,7 +211,7 @@ class Check:
         result["seconds"] = time.perf_counter() - start
 
     def config(self, method: str) -> ExperimentConfig:
-        overrides = ("method.progress=false", *self.plan.overrides[method])
+        overrides = self.plan.overrides[method]
         return resolve(method, "awa2", preset="awa2", overrides=overrides,
                        selection="test-oracle", device=str(self.device))
 
@@ -397,7 +397,7 @@ def round_trip(model: Generator, semantics: torch.Tensor, device: torch.device,
 
     Samples drawn with one seed on the device before and after must agree. The CPU and
     CUDA random streams differ, so across devices the noise-free part is compared: the
-    samples at latent noise zero (temperature 0), which pass through the whole network.
+    samples at latent noise zero, which pass through the whole network.
     """
     cpu = torch.device("cpu")
     with tempfile.TemporaryDirectory() as folder:
@@ -425,9 +425,11 @@ def round_trip(model: Generator, semantics: torch.Tensor, device: torch.device,
 
 @contextlib.contextmanager
 def noise_free(model: Generator) -> Iterator[None]:
-    """The model sampling at temperature 0 (latent noise zero) inside the block."""
+    """The model sampling with latent noise zero inside the block (GSMFlow's
+    ``sample_noise_std``, VAE-cFlow's ``temperature``)."""
     config = model.config
-    model.config = dataclasses.replace(config, temperature=0.0)
+    field = "sample_noise_std" if hasattr(config, "sample_noise_std") else "temperature"
+    model.config = dataclasses.replace(config, **{field: 0.0})
     try:
         yield
     finally:
