@@ -28,11 +28,14 @@ app = typer.Typer(
 def _register_subcommands() -> None:
     from gzsl.cli import data as data_cli
     from gzsl.cli import run  # noqa: F401  (defines train, reproduce, ablate, list)
+    from gzsl.cli import study as study_cli
 
     # isort: split
     from gzsl.cli import results  # noqa: F401  (predict, plot, compare, retrieve)
 
     app.add_typer(data_cli.app, name="data", help="Check and convert dataset files.")
+    app.add_typer(study_cli.app, name="study", help="Hyperparameter studies on Optuna: search "
+                  "on validation H with many workers (docs/studies.md).")
 
 
 def main() -> None:

@@ -33,6 +33,7 @@ import hashlib
 import inspect
 import json
 import tomllib
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -242,7 +243,9 @@ def make_pruner(settings: dict[str, Any] | None) -> Any:
         raise GZSLError(f"pruner {kind!r} has no setting(s) {', '.join(unknown)}; "
                         f"valid: {', '.join(sorted(allowed - {'wrapped_pruner'}))}")
     try:
-        return cls(**settings)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return cls(**settings)
     except (TypeError, ValueError) as error:
         raise GZSLError(f"pruner {kind!r}: {error}") from error
 

@@ -27,6 +27,7 @@ from Optuna; gzsl adds three things:
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime
 import json
 import math
@@ -97,7 +98,7 @@ def prepare_study_dir(spec: StudySpec, study_dir: Path, storage: str | None) -> 
     """Create the study folder (or check that it holds this same study) and record it."""
     study_file = study_dir / STUDY_FILE
     if study_file.is_file():
-        saved = parse_study(study_file.read_text(), study_file)
+        saved = read_study_dir(study_dir)[0]
         if saved.identity() != spec.identity() or saved.name != spec.name:
             raise GZSLError(f"{study_dir} holds another study ({saved.name}, from "
                             f"{study_file}); its trials cannot be mixed with "
@@ -129,7 +130,12 @@ def read_study_dir(study_dir: str | Path) -> tuple[StudySpec, str | None]:
                         "folder `gzsl study run` wrote (it prints 'study folder: ...')")
     spec = parse_study(study_file.read_text(), study_file)
     info_path = study_dir / STUDY_INFO
-    info = json.loads(info_path.read_text()) if info_path.is_file() else {}
+    try:
+        info = json.loads(info_path.read_text()) if info_path.is_file() else {}
+    except (OSError, json.JSONDecodeError) as error:
+        raise GZSLError(f"cannot read {info_path}: {error}. Fix: restore it") from error
+    if isinstance(info.get("name"), str):  # the copy's file name is not the study's name
+        spec = dataclasses.replace(spec, name=info["name"])
     return spec, info.get("storage")
 
 
@@ -469,6 +475,9 @@ def _worker_main(spec: StudySpec, study_dir: str, storage: str | None, root: str
     """Entry point of a ``--jobs`` worker process (started with ``spawn``)."""
     import sys
 
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
     try:
         study = open_study(spec, Path(study_dir), storage)
         Worker(spec, Path(study_dir), study, root=root, device=device, threads=threads,
@@ -488,6 +497,9 @@ def run_study(spec: StudySpec, study_dir: str | Path, *, jobs: int = 1,
     returns the Optuna study once no trial is left to run."""
     if jobs < 1:
         raise GZSLError(f"--jobs must be at least 1, got {jobs}")
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
     study_dir = Path(study_dir)
     prepare_study_dir(spec, study_dir, storage)
     study = open_study(spec, study_dir, storage)
