@@ -24,6 +24,7 @@ from gzsl.experiments.studies.report import plot_sensitivity, report_study
 from gzsl.experiments.studies.running import read_study_dir, run_study
 from gzsl.methods.base import Checkpoint, Generator, register
 from gzsl.methods.gaussian import GaussianBaseline
+from gzsl.utils import worker_threads
 
 FAST = ('"evaluation.classifier_epochs=6"', '"evaluation.classifier_lr=0.05"',
         '"evaluation.classifier_batch_size=32"', '"evaluation.n_synthetic=20"',
@@ -159,6 +160,7 @@ def test_a_grid_study_runs_each_point_once_and_reports_the_best_as_a_preset(
             results = RunDir(run).results()
             assert results["selection"] == "val" and results["seed"] == seed
             assert RunDir(run).config()["method_config"]["ridge"] == trial.params["method.ridge"]
+            assert RunDir(run).metadata()["environment"]["threads"] == 1  # --threads 1
         assert trial.value == pytest.approx(np.mean(trial.user_attrs["validation_H"]))
     # running the same command again finds nothing left to do
     run_study(load_study(path), study_dir, root=tiny_npz, device="cpu", threads=1)
@@ -291,6 +293,7 @@ def _worker(study: Path, out: Path, root: Path) -> subprocess.Popen:
         text=True)
 
 
+@pytest.mark.slow
 def test_two_workers_on_one_journal_finish_exactly_the_requested_trials(tmp_path, tiny_npz):
     path = write_study(tmp_path, study_text('"method.ridge" = [0.1, 1.0, 10.0, 100.0]'))
     workers = [_worker(path, tmp_path / "out", tiny_npz) for _ in range(2)]
@@ -303,6 +306,7 @@ def test_two_workers_on_one_journal_finish_exactly_the_requested_trials(tmp_path
     assert all("trial " in o for o in outputs), outputs  # both workers ran trials
 
 
+@pytest.mark.slow
 def test_a_killed_worker_restarted_ends_as_an_uninterrupted_study(tmp_path, tiny_npz):
     import optuna
 
@@ -345,3 +349,28 @@ def test_a_study_folder_refuses_another_study(tmp_path, tiny_npz):
     with pytest.raises(GZSLError, match="holds another study"):
         run_study(load_study(second), tmp_path / "out", root=tiny_npz, device="cpu",
                   threads=1)
+
+
+# -------------------------------------------------------------- reproduce --jobs
+
+
+@pytest.mark.slow
+def test_reproduce_with_two_jobs_equals_sequential_reproduce(tmp_path, tiny_npz):
+    from gzsl.experiments.reproduce import run_seeds
+
+    settings = {"root": tiny_npz, "selection": "val", "device": "cpu",
+                "overrides": tuple(s.strip('"') for s in FAST)}
+    sequential = run_seeds("gaussian", "tiny", [0, 1], out=tmp_path / "one", **settings)
+    parallel = run_seeds("gaussian", "tiny", [0, 1], out=tmp_path / "two", jobs=2, **settings)
+
+    def comparable(result):
+        values = result.to_dict()
+        for key in ("seconds", "run_dir"):
+            values.pop(key)
+        return values
+
+    assert [comparable(r) for r in parallel] == [comparable(r) for r in sequential]
+    assert [r.seed for r in parallel] == [0, 1]
+    for seed in (0, 1):
+        metadata = RunDir(tmp_path / "two" / f"seed{seed}").metadata()
+        assert metadata["environment"]["threads"] == worker_threads(2)

@@ -55,6 +55,7 @@ from gzsl.experiments.runner import (
     run_experiment,
 )
 from gzsl.experiments.studies.definition import StudySpec, parse_study
+from gzsl.utils import worker_threads
 
 try:
     import fcntl
@@ -80,15 +81,6 @@ def default_study_dir(spec: StudySpec, base: str | Path = "studies") -> Path:
 
 def trial_dir(study_dir: Path, number: int) -> Path:
     return study_dir / TRIALS / f"trial-{number:04d}"
-
-
-def worker_threads(jobs: int, cores: int | None = None) -> int:
-    """Each of ``jobs`` workers' share of this machine's cores (at least one thread), so
-    that N workers never oversubscribe the CPU."""
-    if cores is None:
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (
-            os.cpu_count() or 1)
-    return max(1, cores // max(1, jobs))
 
 
 # ---------------------------------------------------------------- folder and storage
