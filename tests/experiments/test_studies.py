@@ -374,3 +374,15 @@ def test_reproduce_with_two_jobs_equals_sequential_reproduce(tmp_path, tiny_npz)
     for seed in (0, 1):
         metadata = RunDir(tmp_path / "two" / f"seed{seed}").metadata()
         assert metadata["environment"]["threads"] == worker_threads(2)
+
+
+def test_every_shipped_study_file_is_valid_and_has_a_demo_variant():
+    from gzsl.experiments.studies import list_studies, load_study
+
+    names = {path.stem for path in list_studies()}
+    assert len(names) >= 30
+    for path in list_studies():
+        spec = load_study(path)
+        assert spec.sampler == "grid" and len(spec.space) == 1 and len(spec.seeds) >= 3
+        demo = path.stem.rsplit("-", 1)[0] + "-demo"
+        assert demo in names, f"{path.stem} has no demo-scale variant"
