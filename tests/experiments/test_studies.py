@@ -386,3 +386,20 @@ def test_every_shipped_study_file_is_valid_and_has_a_demo_variant():
         assert spec.sampler == "grid" and len(spec.space) == 1 and len(spec.seeds) >= 3
         demo = path.stem.rsplit("-", 1)[0] + "-demo"
         assert demo in names, f"{path.stem} has no demo-scale variant"
+
+
+def test_a_trial_stopped_by_an_error_is_run_again_when_the_study_continues(tmp_path,
+                                                                          tiny_npz):
+    from gzsl.experiments.studies import load_study
+
+    path = write_study(tmp_path, study_text('"method.ridge" = [0.1, 1.0]'))
+    with pytest.raises(GZSLError, match="missing.npz"):
+        run_study(load_study(path), tmp_path / "out", root=tmp_path / "missing.npz",
+                  device="cpu", threads=1)
+    run_study(load_study(path), tmp_path / "out", root=tiny_npz, device="cpu", threads=1)
+    trials = trials_of(tmp_path / "out")
+    assert sorted(complete(trials)) == [(("method.ridge", 0.1),), (("method.ridge", 1.0),)]
+    assert [t.state.name for t in trials].count("FAIL") == 1
+    notes = [r.note for r in report_study(tmp_path / "out").rows]
+    assert any("queued again" in n for n in notes) and any("retry of trial 0" in n
+                                                           for n in notes)

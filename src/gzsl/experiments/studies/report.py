@@ -68,6 +68,8 @@ def load_trials(study_dir: str | Path, storage: str | None = None
 
 def trial_rows(trials: list[Any]) -> list[TrialRow]:
     """The trials table: parameters, validation H mean ± std over seeds, state, time."""
+    retried = {number for trial in trials
+               for number in trial.system_attrs.get("retry_history", ())}
     rows = []
     for trial in trials:
         attrs = trial.user_attrs
@@ -82,8 +84,8 @@ def trial_rows(trials: list[Any]) -> list[TrialRow]:
             notes.append(f"pruned at seed {at['seed']}, iteration {at['iteration']} "
                          f"(validation H {at['validation_H']:.2f})")
         if trial.state.name == "FAIL":
-            notes.append("interrupted; queued again" if not attrs.get("validation_H")
-                         else "failed")
+            notes.append("stopped (killed, interrupted or an error); queued again"
+                         if trial.number in retried else "failed")
         seconds = None
         if trial.datetime_start and trial.datetime_complete:
             seconds = (trial.datetime_complete - trial.datetime_start).total_seconds()

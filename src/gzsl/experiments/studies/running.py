@@ -410,7 +410,7 @@ class Worker:
             self.log(f"[{self.label}] trial {trial.number} pruned at "
                      f"{reporter.steps[-1] if reporter.steps else 'its start'}")
             raise
-        except KeyboardInterrupt:
+        except BaseException:  # Ctrl-C, a data error...: the point is run again later
             _retry(self.study, _frozen(self.study, trial.number))
             raise
         mean = statistics.fmean(values)
