@@ -403,3 +403,15 @@ def test_a_trial_stopped_by_an_error_is_run_again_when_the_study_continues(tmp_p
     notes = [r.note for r in report_study(tmp_path / "out").rows]
     assert any("queued again" in n for n in notes) and any("retry of trial 0" in n
                                                            for n in notes)
+
+
+def test_the_cli_prints_one_error_line_for_a_bad_study_and_lists_shipped_ones(tmp_path,
+                                                                              capsys):
+    from conftest import run_main
+
+    path = write_study(tmp_path, study_text('"method.ridge" = [1.0]', extra='objective = "H"'))
+    code, output = run_main(capsys, "study", "run", str(path), "--out", str(tmp_path / "o"))
+    assert code == 2 and output.startswith("error: ") and output.count("\n") == 1
+    assert not (tmp_path / "o").exists()
+    code, output = run_main(capsys, "study", "list")
+    assert code == 0 and "gsmflow-fig6-perturbation-demo" in output

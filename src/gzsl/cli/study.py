@@ -134,14 +134,12 @@ def list_command() -> None:
     """The study files shipped with gzsl."""
     from gzsl.experiments.studies import list_studies, load_study
 
-    table = Table(title="studies (gzsl study run NAME)")
-    for column in ("name", "method", "dataset", "sampler", "trials x seeds", "searches",
-                   "description"):
+    table = Table(title="studies (gzsl study run NAME; descriptions in docs/studies.md)")
+    table.add_column("name", no_wrap=True)
+    for column in ("dataset", "trials x seeds", "searches"):
         table.add_column(column)
     for path in list_studies():
         spec = load_study(path)
-        table.add_row(spec.name, spec.method, spec.dataset, spec.sampler,
-                      f"{spec.n_trials} x {len(spec.seeds)}",
-                      "; ".join(f"{p.key}: {p.describe()}" for p in spec.space),
-                      spec.description)
+        table.add_row(spec.name, spec.dataset, f"{spec.n_trials} x {len(spec.seeds)}",
+                      "; ".join(f"{p.key}: {p.describe()}" for p in spec.space))
     _console().print(table)
