@@ -273,6 +273,12 @@ def test_a_pruner_stops_a_trial_whose_validation_h_falls(tmp_path, tiny_npz):
     assert run_status(run) == "pruned"
     assert json.loads((run / "pruned.json").read_text())["iteration"] == 4
     assert not (run / "resume.pt").exists()
+    with pytest.raises(GZSLError, match="pruned"):
+        RunDir(run).check()
+    from gzsl.experiments.resume import resume_run
+
+    with pytest.raises(GZSLError, match="pruner"):
+        resume_run(run)
     from gzsl.experiments.compare import find_results, find_unfinished
 
     assert find_unfinished([tmp_path / "out"]) == []
