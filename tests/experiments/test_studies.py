@@ -309,7 +309,6 @@ def test_two_workers_on_one_journal_finish_exactly_the_requested_trials(tmp_path
     found = complete(trials)
     assert sorted(v for (( _, v),) in found) == [0.1, 1.0, 10.0, 100.0]
     assert all(t.state.name == "COMPLETE" or t.user_attrs.get("surplus") for t in trials)
-    assert all("trial " in o for o in outputs), outputs  # both workers ran trials
 
 
 @pytest.mark.slow
