@@ -360,6 +360,10 @@ def plot_sensitivity(study_dirs: list[str | Path], out: str | Path, *,
             ax.plot(xs, mean, marker="o", label=dataset)
             ax.fill_between(xs, [m - s for m, s in zip(mean, std, strict=True)],
                             [m + s for m, s in zip(mean, std, strict=True)], alpha=0.2)
+        values = [p.value for p in points if p.metric == metric]
+        if (all(isinstance(v, int | float) and v > 0 for v in values)
+                and max(values) >= 50 * min(values)):
+            ax.set_xscale("log")  # values spanning decades (learning rates, penalties)
         ax.set_xlabel(points[0].param)
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)
