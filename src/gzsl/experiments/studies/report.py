@@ -11,6 +11,7 @@ import csv
 import io
 import math
 import statistics
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -218,7 +219,10 @@ def _importances(trials: list[Any]) -> dict[str, float]:
     study = optuna.create_study(direction="maximize")
     study.add_trials(complete)
     try:
-        return optuna.importance.get_param_importances(study)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return optuna.importance.get_param_importances(
+                study, evaluator=optuna.importance.FanovaImportanceEvaluator(seed=0))
     except (RuntimeError, ValueError):
         return {}
 
