@@ -22,6 +22,7 @@ import gzsl.cli.run  # noqa: F401  (registers train, reproduce, ablate, list)
 from gzsl.cli import app
 from gzsl.cli import data as data_cli
 from gzsl.cli import features as features_cli
+from gzsl.cli import study as study_cli
 from gzsl.data.errors import GZSLError
 from gzsl.experiments.trained import load_run
 
@@ -136,8 +137,9 @@ def _commands() -> dict:
     """Every leaf command of the CLI, by its full name (``data check``...)."""
     out = {name: command for name, command in typer.main.get_command(app).commands.items()
            if not hasattr(command, "commands")}  # `data`, once registered: its leaves below
-    for group, typer_app in (("data", data_cli.app), ("features", features_cli.app)):
-        for name, command in typer.main.get_command(typer_app).commands.items():
+    for group, sub in (("data", data_cli.app), ("features", features_cli.app),
+                       ("study", study_cli.app)):
+        for name, command in typer.main.get_command(sub).commands.items():
             out[f"{group} {name}"] = command
     return out
 
@@ -145,8 +147,8 @@ def _commands() -> dict:
 def test_cli_page_documents_every_command_and_option():
     page = (DOCS / "cli.md").read_text()
     commands = _commands()
-    assert {"train", "predict", "plot", "compare", "data check", "features extract"} <= set(
-        commands)
+    assert {"train", "predict", "plot", "compare", "data check", "features extract",
+            "study run"} <= set(commands)
     for name, command in commands.items():
         assert f"## `gzsl {name}`" in page, f"docs/cli.md lacks a section on gzsl {name}"
         section = page.split(f"## `gzsl {name}`", 1)[1].split("\n## ", 1)[0]

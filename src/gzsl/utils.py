@@ -38,3 +38,12 @@ def _default_file_mode() -> int:
     umask = os.umask(0)
     os.umask(umask)
     return 0o666 & ~umask
+
+
+def worker_threads(jobs: int, cores: int | None = None) -> int:
+    """Each of ``jobs`` worker processes' share of this machine's cores as torch threads
+    (at least one), so that parallel workers never oversubscribe the CPU."""
+    if cores is None:
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (
+            os.cpu_count() or 1)
+    return max(1, cores // max(1, jobs))

@@ -29,6 +29,7 @@ def _register_subcommands() -> None:
     from gzsl.cli import data as data_cli
     from gzsl.cli import features as features_cli
     from gzsl.cli import run  # noqa: F401  (defines train, reproduce, ablate, list)
+    from gzsl.cli import study as study_cli
 
     # isort: split
     from gzsl.cli import results  # noqa: F401  (predict, plot, compare, retrieve)
@@ -36,6 +37,8 @@ def _register_subcommands() -> None:
     app.add_typer(data_cli.app, name="data", help="Check, convert and make dataset files.")
     app.add_typer(features_cli.app, name="features",
                   help="Image features and class semantics from your own images and words.")
+    app.add_typer(study_cli.app, name="study", help="Hyperparameter studies on Optuna: search "
+                  "on validation H with many workers (docs/studies.md).")
 
 
 def main() -> None:

@@ -197,6 +197,9 @@ def reproduce(
     out: Annotated[Path | None, typer.Option("--out", help="Folder for the runs.")] = None,
     resume: ResumeSeedsOption = False,
     overwrite: OverwriteOption = False,
+    jobs: Annotated[int, typer.Option(
+        "--jobs", min=1, help="Run the seeds in N worker processes, each with its share of "
+        "the cores as torch threads; results equal a sequential run.")] = 1,
 ) -> None:
     """Run a preset over several seeds; print mean ± std beside the published numbers."""
     _check_selection(selection)
@@ -209,7 +212,8 @@ def reproduce(
     with _on_interrupt("run the same command again with --resume to continue"):
         results = run_seeds(method, dataset, list(range(seeds)), root=root, preset=preset,
                             overrides=tuple(set_ or ()), selection=selection, device=device,
-                            out=out, log=_log, resume=resume, overwrite=overwrite)
+                            out=out, log=_log, resume=resume, overwrite=overwrite,
+                            jobs=jobs)
     summary = summarise(config.method, results)
     synthetic = " (SYNTHETIC data)" if results[0].synthetic_data else ""
     console.print(summary_table(f"{config.method} on {dataset}{synthetic}: mean ± std over "

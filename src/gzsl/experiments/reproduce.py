@@ -54,18 +54,24 @@ def run_seeds(method: str, dataset: str, seeds: list[int], *, root: str | Path |
               preset: str | None = None, overrides: tuple[str, ...] = (),
               selection: str = "val", device: str = "auto", out: str | Path | None = None,
               data: GZSLData | None = None, log: Log | None = None,
-              resume: bool = False, overwrite: bool = False) -> list[RunResult]:
+              resume: bool = False, overwrite: bool = False, jobs: int = 1) -> list[RunResult]:
     """One run per seed, each with its own run directory ``out/seed<N>`` when ``out`` is set.
 
     With ``resume``, a seed whose directory holds a finished run of the same settings is
     read back instead of run again, and an interrupted one is continued (see
     :func:`gzsl.experiments.resume.resume_run`); with ``overwrite``, seeds are run again
     over what their folders hold; with neither, a folder that holds anything is an error.
+    With ``jobs`` > 1 the seeds run in that many worker processes, each with its share of
+    the cores as torch threads; every run is the one a sequential call would make.
     """
     configs = {seed: resolve(method, dataset, preset=preset, overrides=overrides, seed=seed,
                              selection=selection, device=device) for seed in seeds}
     plans = {seed: _plan(Path(out) / f"seed{seed}" if out is not None else None, configs[seed],
                          resume, overwrite) for seed in seeds}  # every refusal before any work
+    if jobs > 1 and len(seeds) > 1:
+        return _parallel_seeds(seeds, jobs, log, method=method, dataset=dataset, root=root,
+                               preset=preset, overrides=overrides, selection=selection,
+                               device=device, out=out, resume=resume, overwrite=overwrite)
     results = []
     for seed in seeds:
         config, (action, run_dir) = configs[seed], plans[seed]
@@ -84,6 +90,37 @@ def run_seeds(method: str, dataset: str, seeds: list[int], *, root: str | Path |
             results.append(run_experiment(config, out=run_dir, data=data, log=log,
                                           overwrite=overwrite))
     return results
+
+
+def _parallel_seeds(seeds: list[int], jobs: int, log: Log | None, **settings: Any
+                    ) -> list[RunResult]:
+    """Each seed in its own worker process (``spawn``), at most ``jobs`` at once."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    from gzsl.utils import worker_threads
+
+    threads = worker_threads(jobs)
+    if log:
+        log(f"{len(seeds)} seeds in {min(jobs, len(seeds))} worker processes, {threads} torch "
+            f"thread(s) each")
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=min(jobs, len(seeds)), mp_context=context) as pool:
+        futures = {seed: pool.submit(_seed_worker, seed, threads, settings) for seed in seeds}
+        results = []
+        for seed in seeds:
+            results.append(futures[seed].result())
+            if log:
+                log(f"seed {seed} done: H {results[-1].H:.2f}")
+    return results
+
+
+def _seed_worker(seed: int, threads: int, settings: dict[str, Any]) -> RunResult:
+    """One seed of :func:`run_seeds` in a worker process with ``threads`` torch threads."""
+    import torch
+
+    torch.set_num_threads(threads)
+    return run_seeds(seeds=[seed], **settings)[0]
 
 
 def _plan(run_dir: Path | None, config: ExperimentConfig, resume: bool, overwrite: bool

@@ -51,11 +51,13 @@ PREDICTIONS = "predictions.npz"
 GENERATOR = "generator.pt"
 CLASSIFIER = "classifier.pt"
 RESUME = "resume.pt"
+#: Written by a study when its pruner stopped the run: where it stopped (no results follow).
+PRUNED = "pruned.json"
 LOCK = ".gzsl.lock"
 TENSORBOARD = "tensorboard"
 #: Files a run writes; ``overwrite`` removes them before a new run starts in their place.
 RUN_FILES = (CONFIG, METADATA, RESULTS, CHECKPOINTS, CLASSIFIER_EPOCHS, PREDICTIONS,
-             GENERATOR, CLASSIFIER, RESUME)
+             GENERATOR, CLASSIFIER, RESUME, PRUNED)
 #: The arrays of ``predictions.npz``.
 PREDICTION_ARRAYS = ("test_seen_labels", "test_seen_predictions", "test_unseen_labels",
                      "test_unseen_predictions", "seen_classes", "unseen_classes")
@@ -67,7 +69,8 @@ _TORCH_LOAD_ERRORS = (OSError, RuntimeError, EOFError, ValueError, KeyError, Typ
 
 
 def run_status(path: str | Path) -> str:
-    """``"finished"`` (``results.json`` is there: it is written last), ``"unfinished"``
+    """``"finished"`` (``results.json`` is there: it is written last), ``"pruned"`` (a
+    study trial its pruner stopped: ``pruned.json`` without results), ``"unfinished"``
     (``config.json`` without results: interrupted or still running), ``"foreign"`` (a
     folder or file holding other things), or ``"new"`` (absent or empty).
 
@@ -78,7 +81,7 @@ def run_status(path: str | Path) -> str:
     if (path / RESULTS).is_file():
         return "finished"
     if (path / CONFIG).is_file():
-        return "unfinished"
+        return "pruned" if (path / PRUNED).is_file() else "unfinished"
     if path.is_dir():
         return "foreign" if any(p.name not in _OWN for p in path.iterdir()) else "new"
     return "foreign" if path.exists() else "new"
@@ -176,6 +179,9 @@ class RunDir:
             if status == "finished":
                 return GZSLError(f"the run in {self.path} has finished (results.json is "
                                  "there); nothing to resume")
+            if status == "pruned":
+                return GZSLError(f"the run in {self.path} was stopped by its study's pruner "
+                                 "(pruned.json); a pruned trial is not resumed")
             if status != "unfinished":
                 return GZSLError(f"{self.path} is not a run directory: it has no config.json. "
                                  f"Fix: start a run with gzsl train METHOD DATASET --out "
@@ -186,6 +192,9 @@ class RunDir:
         if status == "finished":
             return GZSLError(f"{self.path} holds a finished run. Fix: choose another --out, "
                              "or pass --overwrite to replace it")
+        if status == "pruned":
+            return GZSLError(f"{self.path} holds a study trial's run that was pruned. Fix: "
+                             "choose another --out, or pass --overwrite to replace it")
         if status == "unfinished":
             return GZSLError(f"{self.path} holds an interrupted run: continue it with "
                              f"`gzsl train --resume {self.path}`, choose another --out, "

@@ -29,7 +29,7 @@ from gzsl.evaluation.protocol import (
     TaskTensors,
     evaluate_generator,
 )
-from gzsl.experiments.config import ExperimentConfig
+from gzsl.experiments.config import EvaluationConfig, ExperimentConfig
 from gzsl.experiments.protocols import SelectionProtocol, make_protocol
 from gzsl.experiments.rundir import (
     CHECKPOINTS,
@@ -198,9 +198,7 @@ class Experiment:
         return phase
 
     def n_synthetic_grid(self) -> list[int]:
-        evaluation = self.config.evaluation
-        return sorted({max(1, round(m * evaluation.n_synthetic))
-                       for m in evaluation.n_synthetic_grid})
+        return n_synthetic_grid(self.config.evaluation)
 
     def evaluate(self, phase: Phase, n_synthetic: int, **keep: Any) -> Evaluation:
         """Score ``phase.model`` on ``phase.task`` (see :func:`evaluate_generator`)."""
@@ -390,6 +388,13 @@ class Experiment:
         result.run_dir = str(run_dir.path)
         run_dir.write_json(RESULTS, result.to_dict())
         run_dir.remove(RESUME)
+
+
+def n_synthetic_grid(evaluation: EvaluationConfig) -> list[int]:
+    """The synthetic counts per class ``val`` scores at each validation checkpoint (one
+    checkpoint row each)."""
+    return sorted({max(1, round(m * evaluation.n_synthetic))
+                   for m in evaluation.n_synthetic_grid})
 
 
 def now() -> str:
