@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import signal
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Annotated, Any
@@ -10,7 +12,9 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
+from gzsl import threads as cpu_threads
 from gzsl.cli import app, console, err_console
+from gzsl.experiments import progress
 from gzsl.experiments.config import SELECTIONS, list_presets, resolve
 from gzsl.experiments.reproduce import (
     METRICS,
@@ -40,6 +44,11 @@ DeviceOption = Annotated[str, typer.Option("--device", help="auto, cpu or cuda."
 ResumeSeedsOption = Annotated[bool, typer.Option(
     "--resume", help="After an interruption, run the same command again with --resume: "
     "finished seeds are read back, interrupted ones continue from their last checkpoint.")]
+ThreadsOption = Annotated[int | None, typer.Option(
+    "--threads", min=1, metavar="N", show_default=False,
+    help="CPU threads for PyTorch (default: OMP_NUM_THREADS if set, else the CPUs a "
+    "scheduler grants — affinity, cgroup quota, SLURM_CPUS_PER_TASK — else the idle cores). "
+    "A run-time option: recorded in metadata.json, not part of the configuration.")]
 OverwriteOption = Annotated[bool, typer.Option(
     "--overwrite", help="Write over what the output folder holds (a finished or "
     "interrupted run, or other files); without it such a folder is refused.")]
@@ -52,14 +61,34 @@ def _log(message: str) -> None:
     console.print(message, highlight=False)
 
 
+def _raise_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 @contextlib.contextmanager
 def _on_interrupt(hint: str) -> Iterator[None]:
-    """On Ctrl-C, say how to continue before the CLI reports the abort."""
+    """Run the block with progress lines in logs; on Ctrl-C or SIGTERM (what a scheduler
+    sends before it kills a job), say how to continue before the CLI reports the abort.
+
+    Stopping anywhere is safe: the resume state is written atomically at checkpoints.
+    """
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _raise_interrupt) if main_thread else None
     try:
-        yield
+        with progress.reporting(progress.for_stderr()):
+            yield
     except KeyboardInterrupt:
-        err_console.print(f"interrupted: {hint}", highlight=False)
+        err_console.print(f"interrupted: {hint}", highlight=False, soft_wrap=True)
         raise
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _use_threads(requested: int | None) -> None:
+    """Set PyTorch's thread count (see :mod:`gzsl.threads`) and say what was chosen."""
+    choice = cpu_threads.apply_threads(requested)
+    _log(f"CPU threads: {choice.threads} ({choice.reason})")
 
 
 def _check_selection(selection: str) -> None:
@@ -134,6 +163,7 @@ def train(
         "--resume", metavar="RUN_DIR", help="Continue the interrupted run in RUN_DIR from its "
         "last saved checkpoint, with the run's own settings; ends with the result the "
         "uninterrupted run would have had.")] = None,
+    threads: ThreadsOption = None,
     save_every: Annotated[int, typer.Option(
         "--save-every", min=0, help="Save the state a resume needs (RUN_DIR/resume.pt) at "
         "every N-th checkpoint, 0 never; a killed run loses at most N checkpoint intervals. "
@@ -152,6 +182,7 @@ def train(
                                      f"resumed run keeps its own settings (RUN_DIR/config.json)",
                                      param_hint="--resume")
         out = resume
+        _use_threads(threads)
 
         def execute(tracker: Tracker | None) -> RunResult:
             return resume_run(resume, root=root, device=device, log=_log, tracker=tracker,
@@ -166,6 +197,7 @@ def train(
         config = resolve(method, dataset, preset=preset, overrides=tuple(set_ or ()),
                          seed=seed, selection=selection, device=device or "auto")
         out = out or default_run_dir(config)
+        _use_threads(threads)
         _log(f"[bold]{config.method}[/] on [bold]{dataset}[/], selection [bold]{selection}[/], "
              f"seed {seed}, preset {config.preset or 'none (defaults)'}")
 
@@ -196,6 +228,7 @@ def reproduce(
     selection: SelectionOption = "val",
     out: Annotated[Path | None, typer.Option("--out", help="Folder for the runs.")] = None,
     resume: ResumeSeedsOption = False,
+    threads: ThreadsOption = None,
     overwrite: OverwriteOption = False,
 ) -> None:
     """Run a preset over several seeds; print mean ± std beside the published numbers."""
@@ -206,6 +239,7 @@ def reproduce(
                      selection=selection, device=device)
     out = out or default_run_dir(config).with_name(
         f"reproduce-{config.method}-{dataset.lower()}-{selection}")
+    _use_threads(threads)
     with _on_interrupt("run the same command again with --resume to continue"):
         results = run_seeds(method, dataset, list(range(seeds)), root=root, preset=preset,
                             overrides=tuple(set_ or ()), selection=selection, device=device,
@@ -231,12 +265,14 @@ def ablate(
     selection: SelectionOption = "val",
     out: Annotated[Path | None, typer.Option("--out", help="Folder for the runs.")] = None,
     resume: ResumeSeedsOption = False,
+    threads: ThreadsOption = None,
     overwrite: OverwriteOption = False,
 ) -> None:
     """Run each of a method's ablations (e.g. GSMFlow's Table 3) and print one table."""
     _check_selection(selection)
     variants = ablation_overrides(method, list(only) if only else None)
     base = out or Path("runs") / f"ablate-{method.lower()}-{dataset.lower()}-{selection}"
+    _use_threads(threads)
     summaries, synthetic = [], False
     for name, overrides in variants.items():
         _log(f"[bold]ablation:[/] {name}")

@@ -29,6 +29,7 @@ from gzsl.evaluation.protocol import (
     TaskTensors,
     evaluate_generator,
 )
+from gzsl.experiments import progress
 from gzsl.experiments.config import ExperimentConfig
 from gzsl.experiments.protocols import SelectionProtocol, make_protocol
 from gzsl.experiments.rundir import (
@@ -204,6 +205,9 @@ class Experiment:
 
     def evaluate(self, phase: Phase, n_synthetic: int, **keep: Any) -> Evaluation:
         """Score ``phase.model`` on ``phase.task`` (see :func:`evaluate_generator`)."""
+        reporter = progress.active()
+        if reporter is not None and not reporter.training:
+            reporter.evaluation(n_synthetic)
         return evaluate_generator(
             phase.model, phase.task, n_synthetic=n_synthetic,
             settings=self.classifier_settings, rng=phase.rng, gammas=self.gammas,
@@ -228,6 +232,9 @@ class Experiment:
                     "gamma": score.gamma, "U": 100 * score.U, "S": 100 * score.S,
                     "H": 100 * score.H})
         phase.rows.append(row)
+        reporter = progress.active()
+        if reporter is not None:
+            reporter.checkpoint(row)
         if self.tracker is not None:
             self.tracker(row)
 
@@ -265,8 +272,10 @@ class Experiment:
         schedule = CheckpointSchedule(every=evaluation.checkpoint_every, callback=callback,
                                       at=at)
         resuming = {} if resume is None else {"resume": resume}  # methods that cannot resume
-        phase.model.fit(phase.task.seen_data(), rng=phase.rng, schedule=schedule,
-                        **resuming)
+        with progress.training(phase.name, phase.model.total_iterations(
+                len(phase.task.train_labels)), resume, schedule) as schedule:
+            phase.model.fit(phase.task.seen_data(), rng=phase.rng, schedule=schedule,
+                            **resuming)
 
     # ------------------------------------------------------------------ running
 
@@ -405,11 +414,14 @@ def environment() -> dict[str, Any]:
     import sklearn
 
     import gzsl
+    from gzsl.threads import applied
 
+    chosen = applied()
     return {"gzsl": gzsl.__version__, "python": platform.python_version(),
             "torch": torch.__version__, "numpy": numpy.__version__, "scipy": scipy.__version__,
             "scikit-learn": sklearn.__version__, "platform": platform.platform(),
             "threads": torch.get_num_threads(),
+            "threads_chosen_by": chosen.reason if chosen is not None else "PyTorch's default",
             "cuda_device": torch.cuda.get_device_name() if torch.cuda.is_available() else None}
 
 
