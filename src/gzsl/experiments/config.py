@@ -260,3 +260,48 @@ def resolve(method: str, dataset: str, *, preset: str | None = None,
         evaluation=config_from_dict(EvaluationConfig, sections["evaluation"]),
         published=dict(loaded.published) if loaded else {},
     )
+
+
+def preset_name(path: str | None) -> str | None:
+    """A preset's name as users type it: ``gsmflow/demo`` for one shipped with the package,
+    the file's path for a user's own, None for none."""
+    if path is None:
+        return None
+    try:
+        shipped = Path(path).resolve().relative_to(PRESET_DIR)
+    except ValueError:
+        return str(path)
+    return shipped.with_suffix("").as_posix()
+
+
+#: Settings that change how a run is shown or chunked, never its numbers.
+DISPLAY_SETTINGS: frozenset[str] = frozenset({
+    "method.progress", "method.synthesis_chunk"})
+
+
+def flat_settings(values: dict[str, Any]) -> dict[str, Any]:
+    """A ``config.json``'s settings as ``section.key`` -> value, in ``--set`` spelling."""
+    sections = {"data": "data", "method_config": "method", "evaluation": "evaluation"}
+    return {f"{shown}.{key}": list(value) if isinstance(value, tuple) else value
+            for section, shown in sections.items()
+            for key, value in (values.get(section) or {}).items()}
+
+
+def overrides_from_preset(values: dict[str, Any]) -> dict[str, Any] | None:
+    """Settings of a run (its ``config.json`` as a dict) that differ from its preset's
+    (or, without a preset, from the defaults), as ``section.key`` -> value; display
+    settings left out. None when the preset cannot be read any more."""
+    try:
+        base = resolve(values["method"], values["dataset"], preset=values.get("preset"),
+                       seed=int(values.get("seed", 0)),
+                       selection=values.get("selection", "val")).to_dict()
+    except (GZSLError, KeyError, TypeError, ValueError):
+        return None
+    if values.get("preset") is None and base.get("preset") is not None:
+        return None  # the run used no preset, but the dataset has one now
+    given, preset = flat_settings(values), flat_settings(base)
+    return {key: value for key, value in given.items()
+            if key not in DISPLAY_SETTINGS and preset.get(key, _MISSING) != value}
+
+
+_MISSING = object()

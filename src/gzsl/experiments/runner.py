@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import shlex
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -343,9 +345,11 @@ class Experiment:
 
     def metadata(self, started: str, finished: str | None = None,
                  seconds: float | None = None) -> dict[str, Any]:
-        """``metadata.json``: environment, seed, device, data provenance, times."""
+        """``metadata.json``: environment, seed, device, data provenance, times, and how
+        the run was asked for (command line, preset name, settings changed from it)."""
         config = self.config
         return {
+            **provenance(config),
             "environment": environment(), "seed": config.seed, "device": str(self.device),
             "selection": config.selection, "root": self.root, "data": self.data.source,
             "data_summary": self.data.summary(), "synthetic_data": self.data.synthetic,
@@ -368,9 +372,12 @@ class Experiment:
         """
         run_dir = self.run_dir
         assert run_dir is not None
-        started = run_dir.metadata().get("started") or now()
+        before = run_dir.metadata()
+        metadata = self.metadata(before.get("started") or now(), now(), seconds=result.seconds)
+        if before.get("command") and before["command"] != metadata["command"]:
+            metadata["command"], metadata["resumed_with"] = before["command"], metadata["command"]
         run_dir.write_json(CONFIG, self.config.to_dict())
-        run_dir.write_json(METADATA, self.metadata(started, now(), seconds=result.seconds))
+        run_dir.write_json(METADATA, metadata)
         checkpoints = [row for phase in self.phases for row in phase.rows]
         epochs = [row for phase in self.phases for row in phase.epoch_rows]
         if checkpoints:
@@ -403,6 +410,18 @@ class Experiment:
 
 def now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S%z")
+
+
+def provenance(config: ExperimentConfig) -> dict[str, Any]:
+    """The command line of this process, the preset's name and the settings that differ
+    from the preset's (``--set`` overrides and keyword settings, in ``--set`` spelling)."""
+    from gzsl.experiments.config import overrides_from_preset, preset_name
+
+    argv = list(sys.argv)
+    if argv and Path(argv[0]).name == "gzsl":
+        argv[0] = "gzsl"
+    return {"command": shlex.join(argv), "preset": preset_name(config.preset),
+            "overrides": overrides_from_preset(config.to_dict())}
 
 
 def environment() -> dict[str, Any]:
