@@ -185,9 +185,13 @@ def compare(
             _log(f"note: {group.method} on {group.dataset} ({group.selection}"
                  f"{', ' + group.variant if group.variant else ''}) holds several runs with "
                  f"the same seed (seeds {' '.join(map(str, group.seeds))}): copies of one run?")
-    if any(group.selection == "test-oracle" for group in groups) or published:
-        _log("note: test-oracle numbers (and published ones) chose checkpoints on the test "
-             "set; compare them with each other, not with val.")
+    oracle = any(group.selection == "test-oracle" for group in groups)
+    papers = any(row["kind"] == "published" for row in rows)
+    if oracle or papers:
+        which = " and ".join(name for name, shown in (("test-oracle runs", oracle),
+                                                       ("published numbers", papers)) if shown)
+        _log(f"note: {which} chose checkpoints on the test set; compare them with each "
+             "other, not with val.")
     if csv_path is not None:
         write_text(csv_path, to_csv(groups, published=published))
         _log(f"wrote {csv_path}")

@@ -122,7 +122,8 @@ def summary_table(title: str, summaries: list[Summary], with_published: bool = T
         table.add_column(metric, justify="right")
     for summary in summaries:
         table.add_row(summary.label, summary.selection, str(len(summary.seeds)),
-                      *(f"{summary.mean[m]:.1f} ± {summary.std[m]:.1f}" for m in METRICS))
+                      *(f"{summary.mean[m]:.1f}" if len(summary.seeds) == 1
+                        else f"{summary.mean[m]:.1f} ± {summary.std[m]:.1f}" for m in METRICS))
     published = summaries[0].published if summaries else {}
     if with_published and published:
         table.add_row(f"published ({published.get('source', 'paper')})", "test-oracle", "",
