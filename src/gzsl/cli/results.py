@@ -14,7 +14,6 @@ from rich.table import Table
 
 from gzsl.cli import app, console, err_console
 from gzsl.data.errors import GZSLError
-from gzsl.experiments.reproduce import METRICS
 
 RunDirArgument = Annotated[Path, typer.Argument(
     help="A run directory written by `gzsl train` (holds results.json, classifier.pt, "
@@ -116,6 +115,7 @@ def plot(
 def comparison_table(rows: list[dict], title: str) -> Table:
     """The rows of :func:`gzsl.experiments.compare.table_rows` as a rich table."""
     from gzsl.experiments.compare import format_metric
+    from gzsl.experiments.reproduce import METRICS
 
     sources = [f"{row['method']} on {row['dataset']}: {row['source']}" for row in rows
                if row["kind"] == "published"]

@@ -1,5 +1,6 @@
 """Experiment configuration: presets as TOML data files, ``--set`` overrides, resolution.
 
+Importing this module does not import PyTorch (the CLI's ``--help`` uses it).
 A preset (``presets/<method>/<dataset>.toml``) carries a method's settings for one
 dataset beside the published numbers they should reproduce. Resolution turns a method,
 a dataset, an optional preset and ``section.key=value`` overrides into one
@@ -9,13 +10,14 @@ a dataset, an optional preset and ``section.key=value`` overrides into one
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import tomllib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from gzsl.data.errors import GZSLError, check_choice
-from gzsl.methods.base import config_from_dict, get_method
 
 PRESET_DIR = Path(__file__).resolve().parent / "presets"
 Selection = Literal["val", "final", "test-oracle"]
@@ -114,6 +116,8 @@ class ExperimentConfig:
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> ExperimentConfig:
         """Rebuild a config from :meth:`to_dict`'s output (a run's ``config.json``)."""
+        from gzsl.methods.base import config_from_dict, get_method
+
         try:
             method_cls = get_method(values["method"])
             return cls(
@@ -202,8 +206,33 @@ def parse_override(text: str) -> tuple[str, str, Any]:
 SECTIONS: tuple[str, ...] = ("method", "evaluation", "data")
 
 
+def did_you_mean(name: str, choices: Iterable[str]) -> str:
+    """`` Did you mean 'x'?`` for the choice closest to a mistyped ``name``, else ``""``."""
+    choices = list(choices)
+    lowered = {choice.lower(): choice for choice in choices}
+    close = difflib.get_close_matches(name.lower(), list(lowered), n=1, cutoff=0.6)
+    return f" Did you mean {lowered[close[0]]!r}?" if close else ""
+
+
+def _check_names(method_cls: type, sections: dict[str, dict[str, Any]]) -> None:
+    """Every setting named in ``sections`` exists; a mistyped one is an error naming the
+    closest real one and the valid ones."""
+    classes = {"method": method_cls.Config, "evaluation": EvaluationConfig, "data": DataConfig}
+    for section, values in sections.items():
+        names = sorted(f.name for f in dataclasses.fields(classes[section]))
+        for key in values:
+            if key not in names:
+                raise GZSLError(f"unknown setting {section}.{key} for method "
+                                f"{method_cls.name}."
+                                + did_you_mean(f"{section}.{key}",
+                                               [f"{section}.{n}" for n in names])
+                                + f" (valid {section} settings: {', '.join(names)})")
+
+
 def section_of(method: str, name: str) -> str:
     """The section (``method``, ``evaluation`` or ``data``) that has a setting ``name``."""
+    from gzsl.methods.base import get_method
+
     fields = {"method": get_method(method).Config, "evaluation": EvaluationConfig,
               "data": DataConfig}
     owners = [section for section, cls in fields.items()
@@ -213,8 +242,10 @@ def section_of(method: str, name: str) -> str:
     if owners:
         raise GZSLError(f"setting {name!r} exists in sections {' and '.join(owners)}; name "
                         f"it as section.key ({', '.join(f'{o}.{name}' for o in owners)})")
-    raise GZSLError(f"unknown setting {name!r} for method {get_method(method).name}; see "
-                    "`gzsl list` and docs/cli.md for the settings of each section")
+    every = [f.name for cls in fields.values() for f in dataclasses.fields(cls)]
+    raise GZSLError(f"unknown setting {name!r} for method {get_method(method).name}."
+                    f"{did_you_mean(name, every)} See docs/cli.md for the settings of each "
+                    "section")
 
 
 def resolve(method: str, dataset: str, *, preset: str | None = None,
@@ -227,13 +258,20 @@ def resolve(method: str, dataset: str, *, preset: str | None = None,
     ``section.key`` (or a bare key, looked up with :func:`section_of`) to Python values,
     applied after them.
     """
+    from gzsl.methods.base import available_methods, config_from_dict, get_method
+
+    methods = available_methods()
+    if method.lower() not in methods:
+        raise GZSLError(f"unknown method {method!r}.{did_you_mean(method, methods)} "
+                        f"(available: {', '.join(methods)})")
     method_cls = get_method(method)
     check_choice("selection", selection, SELECTIONS)
     path = find_preset(method_cls.name, preset or dataset)
     if preset is not None and path is None:
         names = [p.stem for p in sorted((PRESET_DIR / method_cls.name).glob("*.toml"))]
-        raise GZSLError(f"no preset {preset!r} for method {method_cls.name}; "
-                        f"available: {', '.join(names) or 'none'} (or pass a .toml path)")
+        raise GZSLError(f"no preset {preset!r} for method {method_cls.name}."
+                        f"{did_you_mean(preset, names)} (available: "
+                        f"{', '.join(names) or 'none'}; or pass a .toml path)")
     loaded = load_preset(path) if path is not None else None
     sections: dict[str, dict[str, Any]] = {
         "method": dict(loaded.method_settings) if loaded else {},
@@ -248,6 +286,7 @@ def resolve(method: str, dataset: str, *, preset: str | None = None,
         section = section or section_of(method_cls.name, name)
         check_choice("settings section", section, SECTIONS)
         sections[section][name] = list(value) if isinstance(value, tuple) else value
+    _check_names(method_cls, sections)
     return ExperimentConfig(
         method=method_cls.name,
         dataset=dataset,
