@@ -183,6 +183,10 @@ def train(
     tensorboard: Annotated[bool, typer.Option(
         "--tensorboard", help="Also write TensorBoard event files (losses, U/S/H per "
         "checkpoint) to RUN_DIR/tensorboard; needs the tensorboard package.")] = False,
+    mlflow: Annotated[bool, typer.Option(
+        "--mlflow", help="Also log the run's settings and its losses and U/S/H per checkpoint "
+        "to MLflow: the server in MLFLOW_TRACKING_URI, else a local store in ./mlruns; needs "
+        "the mlflow package.")] = False,
     resume: Annotated[Path | None, typer.Option(
         "--resume", metavar="RUN_DIR", help="Continue the interrupted run in RUN_DIR from its "
         "last saved checkpoint, with the run's own settings; ends with the result the "
@@ -196,10 +200,10 @@ def train(
     overwrite: OverwriteOption = False,
 ) -> None:
     """Train a generator, score it, and write a run directory with results and models."""
-    from gzsl.experiments.config import resolve
+    from gzsl.experiments.config import flat_settings, resolve
     from gzsl.experiments.resume import resume_run
     from gzsl.experiments.runner import default_run_dir, run_experiment
-    from gzsl.experiments.tracking import tensorboard_tracker
+    from gzsl.experiments.tracking import mlflow_tracker, tensorboard_tracker
 
     if resume is not None:
         given = [name for name, value in (("METHOD", method), ("DATASET", dataset),
@@ -236,12 +240,24 @@ def train(
             return run_experiment(config, root=root, out=out, log=_log, tracker=tracker,
                                   save_every=save_every, overwrite=overwrite)
 
-    tracker, close = tensorboard_tracker(out / "tensorboard") if tensorboard else (None, None)
+    trackers: list[tuple[Tracker, Callable[[], None]]] = []
     try:
+        if tensorboard:
+            trackers.append(tensorboard_tracker(out / "tensorboard"))
+        if mlflow:
+            settings = {} if resume is not None else {
+                "method": config.method, "dataset": config.dataset, "seed": config.seed,
+                "selection": config.selection, **flat_settings(config.to_dict())}
+            trackers.append(mlflow_tracker(Path(out).name, params=settings))
+
+        def tracker(row: dict[str, Any]) -> None:
+            for track, _ in trackers:
+                track(row)
+
         with _on_interrupt(f"continue with `gzsl train --resume {out}`"):
-            result = execute(tracker)
+            result = execute(tracker if trackers else None)
     finally:
-        if close is not None:
+        for _, close in trackers:
             close()
     console.print(results_table(result))
     _log(f"run directory: {out}")
