@@ -16,7 +16,7 @@ from rich.table import Table
 from gzsl import threads as cpu_threads
 from gzsl.cli import app, console, err_console
 from gzsl.data.errors import GZSLError
-from gzsl.experiments.config import SELECTIONS, did_you_mean
+from gzsl.utils import did_you_mean
 
 if TYPE_CHECKING:  # the commands import the library when they run: --help stays quick
     from gzsl.experiments.reproduce import Summary
@@ -106,6 +106,8 @@ def _check_dataset(dataset: str, root: Path | None) -> None:
 
 
 def _check_selection(selection: str) -> None:
+    from gzsl.experiments.config import SELECTIONS
+
     if selection not in SELECTIONS:
         raise typer.BadParameter(f"choose one of {', '.join(SELECTIONS)}",
                                  param_hint="--selection")

@@ -10,14 +10,13 @@ a dataset, an optional preset and ``section.key=value`` overrides into one
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import tomllib
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from gzsl.data.errors import GZSLError, check_choice
+from gzsl.utils import did_you_mean
 
 PRESET_DIR = Path(__file__).resolve().parent / "presets"
 Selection = Literal["val", "final", "test-oracle"]
@@ -204,14 +203,6 @@ def parse_override(text: str) -> tuple[str, str, Any]:
 
 
 SECTIONS: tuple[str, ...] = ("method", "evaluation", "data")
-
-
-def did_you_mean(name: str, choices: Iterable[str]) -> str:
-    """`` Did you mean 'x'?`` for the choice closest to a mistyped ``name``, else ``""``."""
-    choices = list(choices)
-    lowered = {choice.lower(): choice for choice in choices}
-    close = difflib.get_close_matches(name.lower(), list(lowered), n=1, cutoff=0.6)
-    return f" Did you mean {lowered[close[0]]!r}?" if close else ""
 
 
 def _check_names(method_cls: type, sections: dict[str, dict[str, Any]]) -> None:
