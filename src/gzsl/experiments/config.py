@@ -217,7 +217,7 @@ def _check_names(method_cls: type, sections: dict[str, dict[str, Any]]) -> None:
                                 f"{method_cls.name}."
                                 + did_you_mean(f"{section}.{key}",
                                                [f"{section}.{n}" for n in names])
-                                + f" (valid {section} settings: {', '.join(names)})")
+                                + f" (valid: {', '.join(names)})")
 
 
 def section_of(method: str, name: str) -> str:
