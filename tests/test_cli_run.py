@@ -116,3 +116,23 @@ def test_tensorboard_writes_event_files(tmp_path: Path):
                     "--selection", "final", *TINY_GAUSSIAN)
     assert result.exit_code == 0, result.output
     assert list((out / "tensorboard").glob("events.out.tfevents.*"))
+
+
+def test_a_run_records_its_command_preset_overrides_and_threads(tmp_path: Path, capsys):
+    from conftest import run_main
+
+    out = tmp_path / "run"
+    code, output = run_main(capsys, "train", "gaussian", "demo", "--preset", "demo",
+                            "--device", "cpu", "--selection", "final", "--threads", "1",
+                            "--out", str(out), *TINY_GAUSSIAN)
+    assert code == 0, output
+    assert "CPU threads: 1 (--threads)" in output
+    metadata = json.loads((out / "metadata.json").read_text())
+    assert metadata["command"].startswith("gzsl train gaussian demo --preset demo")
+    assert metadata["preset"] == "gaussian/demo"
+    assert metadata["overrides"] == {"evaluation.n_synthetic": 20,
+                                     "evaluation.classifier_epochs": 3,
+                                     "evaluation.n_synthetic_grid": [1]}
+    assert metadata["environment"]["threads"] == 1
+    assert metadata["environment"]["threads_chosen_by"] == "--threads"
+    assert "threads" not in (out / "config.json").read_text()  # run-time, not a setting

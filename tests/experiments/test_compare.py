@@ -185,3 +185,48 @@ def test_cli_compare_names_unfinished_runs_it_leaves_out(runs):
     assert result.exit_code == 0, result.output
     assert "1 unfinished run(s) left out" in result.output and "seed3" in result.output
     assert "52.0 ± 2.0" in result.output  # the three finished seeds only
+
+
+def _preset_run(folder: Path, seed: int, H: float, **settings) -> None:
+    """A run directory whose config.json is a real resolution of the gaussian demo preset."""
+    from gzsl.experiments.config import resolve
+
+    write_run(folder, method="gaussian", dataset="demo", seed=seed, H=H, synthetic=True)
+    config = resolve("gaussian", "demo", values=settings, seed=seed).to_dict()
+    (folder / "config.json").write_text(json.dumps(config))
+
+
+def test_variants_are_named_by_overrides_relative_to_the_preset(tmp_path):
+    _preset_run(tmp_path / "base0", 0, 40.0)
+    _preset_run(tmp_path / "base1", 1, 42.0)
+    _preset_run(tmp_path / "more", 0, 45.0, **{"evaluation.n_synthetic": 600})
+    groups = _groups(tmp_path)
+    assert sorted(g.variant for g in groups) == ["evaluation.n_synthetic=600", "preset values"]
+    assert len(_group(groups, variant="preset values").runs) == 2
+
+
+def test_a_display_setting_never_makes_a_variant(tmp_path):
+    write_run(tmp_path / "a", seed=0, method_config={"epochs": 10, "progress": None,
+                                                     "synthesis_chunk": 16384})
+    write_run(tmp_path / "b", seed=1, method_config={"epochs": 10, "progress": False,
+                                                     "synthesis_chunk": 1024})
+    (group,) = _groups(tmp_path)
+    assert group.variant == "" and len(group.runs) == 2
+
+
+def test_a_single_run_shows_its_numbers_without_a_spread(runs):
+    markdown = to_markdown(_groups(runs))
+    assert "| gaussian | AWA2 | val | 1 (0) | 50.0 | 70.0 | 30.0 | 60.0 |" in markdown
+    assert "± 0.0 |" in markdown  # T1 of the three val seeds is the same: a real zero spread
+
+
+def test_the_test_oracle_note_only_when_such_numbers_are_shown(runs, tmp_path):
+    def note(*args):
+        result = CliRunner().invoke(app, ["compare", *args], env={"COLUMNS": "200"})
+        assert result.exit_code == 0, result.output
+        return [line for line in result.output.splitlines() if "chose checkpoints" in line]
+
+    assert note(str(runs / "val")) == []
+    assert note(str(runs / "demo"), "--published") == []  # no published numbers for demo
+    assert "published numbers" in note(str(runs / "val"), "--published")[0]
+    assert "test-oracle runs" in note(str(runs / "oracle"))[0]

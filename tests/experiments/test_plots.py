@@ -94,7 +94,7 @@ def test_confusion_matrix_rows_are_normalised_counts(report, run_dir):
                                 stored["test_unseen_predictions"]])
     counts = confusion_matrix(truth, predicted, labels=order)
     np.testing.assert_allclose(matrix, counts / counts.sum(axis=1, keepdims=True), atol=1e-6)
-    assert names == [f"class_{c}" for c in order]
+    assert names == [f"class {c}" for c in order]  # shown with spaces, not class_0
     groups = [r["group"] for r in rows]
     assert groups == ["seen"] * len(stored["seen_classes"]) + ["unseen"] * len(
         stored["unseen_classes"])
@@ -152,3 +152,25 @@ def test_bad_arguments_are_user_errors(run_dir, tmp_path):
         plot_run(tmp_path / "nowhere")
     with pytest.raises(GZSLError, match="unknown plot"):
         plot_run(run_dir, only=("pie",))
+
+
+def test_top_confusions_are_the_largest_off_diagonal_counts(report, run_dir):
+    top = _rows(report.directory / "top_confusions.csv")
+    stored = np.load(run_dir / "predictions.npz")
+    truth = np.concatenate([stored["test_seen_labels"], stored["test_unseen_labels"]])
+    predicted = np.concatenate([stored["test_seen_predictions"],
+                                stored["test_unseen_predictions"]])
+    mistakes = Counter((int(t), int(p)) for t, p in zip(truth, predicted,
+                                                                     strict=True) if t != p)
+    assert top and [int(r["count"]) for r in top] == sorted(
+        mistakes.values(), reverse=True)[:len(top)]
+    first = top[0]
+    assert first["true_class"] != first["predicted_class"]
+    assert first["true_class"].startswith("class ")
+
+
+def test_training_curves_give_each_loss_its_axis_and_mark_the_choice(report):
+    titles = report.titles["training_curves"]
+    assert "validation task: mean_mse loss" in titles and "final task: mean_mse loss" in titles
+    assert "final task: accuracy" not in titles  # not scored there: no empty panel
+    assert "validation task: accuracy (%)" in titles

@@ -278,12 +278,13 @@ def test_reproduce_resume_on_the_command_line(tmp_path):
 
 
 def test_ctrl_c_says_how_to_continue(tmp_path, monkeypatch):
-    import gzsl.cli.run as run_cli
+    import gzsl.experiments.reproduce
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
-    monkeypatch.setattr(run_cli, "run_experiment", interrupted)
-    monkeypatch.setattr(run_cli, "run_seeds", interrupted)
+    # the CLI imports the library when a command runs: patch where it is defined
+    monkeypatch.setattr(runner, "run_experiment", interrupted)
+    monkeypatch.setattr(gzsl.experiments.reproduce, "run_seeds", interrupted)
     result = invoke_cli("train", "gaussian", "demo", "--out", str(tmp_path / "run"))
     assert result.exit_code != 0
     assert f"continue with `gzsl train --resume {tmp_path / 'run'}`" in result.output

@@ -24,7 +24,7 @@ from gzsl.experiments.studies.report import plot_sensitivity, report_study
 from gzsl.experiments.studies.running import read_study_dir, run_study
 from gzsl.methods.base import Checkpoint, Generator, register
 from gzsl.methods.gaussian import GaussianBaseline
-from gzsl.utils import worker_threads
+from gzsl.threads import worker_threads
 
 FAST = ('"evaluation.classifier_epochs=6"', '"evaluation.classifier_lr=0.05"',
         '"evaluation.classifier_batch_size=32"', '"evaluation.n_synthetic=20"',

@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from gzsl.data.dataset import GZSLData
-from gzsl.data.errors import GZSLError
+from gzsl.data.errors import DataError, GZSLError
 from gzsl.data.io import save_npz
 from gzsl.data.loaders import LAYOUTS, SEMANTICS, read_dataset
 from gzsl.data.validation import Problem, raise_if_problems
@@ -53,6 +53,18 @@ def _name_and_root(path: str, dataset: str | None) -> tuple[str | None, str | No
     if location.suffix.lower() == ".mat":
         location = location.parent
     return dataset or location.resolve().name, path
+
+
+def _read(name: str | None, root: str | None, **options: str | None) -> tuple:
+    """:func:`read_dataset`, its fix lines naming this command's PATH argument (the
+    training commands' --root does not exist here)."""
+    try:
+        return read_dataset(name, root, **options)
+    except DataError as error:
+        if error.fix and "--root DIR" in error.fix:
+            raise DataError(error.message, file=error.file, key=error.key,
+                            fix=error.fix.replace("pass --root DIR, ", "give as PATH ")) from error
+        raise
 
 
 def _check_option(value: str | None, allowed: tuple[str, ...], option: str) -> None:
@@ -108,7 +120,7 @@ def check(
     _check_option(layout, LAYOUTS, "--layout")
     _check_option(semantics, SEMANTICS, "--semantics")
     name, root = _name_and_root(path, dataset)
-    data, problems = read_dataset(name, root, layout=layout, semantics=semantics)
+    data, problems = _read(name, root, layout=layout, semantics=semantics)
     console = _console()
     table = report(data, problems)
     if table is not None:
@@ -145,7 +157,7 @@ def convert(
     name, root = _name_and_root(path, dataset)
     if root is not None and Path(root).is_file() and Path(root).resolve() == out.resolve():
         raise GZSLError(f"{out} is the input file; write to another path")
-    data, problems = read_dataset(name, root, layout=layout, semantics=semantics)
+    data, problems = _read(name, root, layout=layout, semantics=semantics)
     raise_if_problems(problems)
     assert data is not None
     written = save_npz(data, out)

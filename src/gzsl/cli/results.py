@@ -14,7 +14,6 @@ from rich.table import Table
 
 from gzsl.cli import app, console, err_console
 from gzsl.data.errors import GZSLError
-from gzsl.experiments.reproduce import METRICS
 
 RunDirArgument = Annotated[Path, typer.Argument(
     help="A run directory written by `gzsl train` (holds results.json, classifier.pt, "
@@ -144,6 +143,7 @@ def plot(
 def comparison_table(rows: list[dict], title: str) -> Table:
     """The rows of :func:`gzsl.experiments.compare.table_rows` as a rich table."""
     from gzsl.experiments.compare import format_metric
+    from gzsl.experiments.reproduce import METRICS
 
     sources = [f"{row['method']} on {row['dataset']}: {row['source']}" for row in rows
                if row["kind"] == "published"]
@@ -213,9 +213,13 @@ def compare(
             _log(f"note: {group.method} on {group.dataset} ({group.selection}"
                  f"{', ' + group.variant if group.variant else ''}) holds several runs with "
                  f"the same seed (seeds {' '.join(map(str, group.seeds))}): copies of one run?")
-    if any(group.selection == "test-oracle" for group in groups) or published:
-        _log("note: test-oracle numbers (and published ones) chose checkpoints on the test "
-             "set; compare them with each other, not with val.")
+    oracle = any(group.selection == "test-oracle" for group in groups)
+    papers = any(row["kind"] == "published" for row in rows)
+    if oracle or papers:
+        which = " and ".join(name for name, shown in (("test-oracle runs", oracle),
+                                                       ("published numbers", papers)) if shown)
+        _log(f"note: {which} chose checkpoints on the test set; compare them with each "
+             "other, not with val.")
     if csv_path is not None:
         write_text(csv_path, to_csv(groups, published=published))
         _log(f"wrote {csv_path}")

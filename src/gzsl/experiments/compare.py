@@ -5,8 +5,11 @@ synthetic; a selection protocol is never pooled with another (a ``test-oracle`` 
 is an upper bound, a ``val`` number an honest estimate). When the runs of one group
 differ in any setting recorded in their ``config.json`` (an ablation, a changed
 ``--set``), each setting is its own *variant* row, labelled with the settings that
-differ in ``--set`` form. The standard deviation is the sample one (``n - 1``), 0 for a
-single run, as in :func:`gzsl.experiments.reproduce.summarise`.
+differ, named by their overrides relative to the preset (``preset values``: the
+preset's own on those settings); settings that only change display or chunking
+(:data:`~gzsl.experiments.config.DISPLAY_SETTINGS`) never make a variant. The standard
+deviation is the sample one (``n - 1``), 0 for a single run, as in
+:func:`gzsl.experiments.reproduce.summarise`; tables show a single run's mean alone.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from gzsl.data.errors import GZSLError
+from gzsl.experiments.config import DISPLAY_SETTINGS, overrides_from_preset
 from gzsl.experiments.reproduce import METRICS
 from gzsl.experiments.rundir import CONFIG, RunDir, run_status
 from gzsl.methods.base import upgrade_saved_settings
@@ -34,6 +38,8 @@ __all__ = ["Group", "RunRecord", "compare_runs", "find_results", "read_run", "to
 SETTING_SECTIONS = {"data": "data", "method_config": "method", "evaluation": "evaluation"}
 #: Shown for a setting one run's config.json has and another's lacks.
 UNSET = "(unset)"
+#: Label of the variant whose settings, where variants differ, are the preset's.
+PRESET_VALUES = "preset values"
 
 
 @dataclass(frozen=True)
@@ -49,6 +55,7 @@ class RunRecord:
     synthetic_data: bool
     published: dict[str, Any]
     settings: dict[str, Any] | None = None
+    overrides: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -127,6 +134,8 @@ def _flatten(config: dict[str, Any]) -> dict[str, Any]:
         if section == "method_config":  # settings renamed since, under today's names
             values = upgrade_saved_settings(str(config.get("method", "")).lower(), values)
         for key, value in values.items():
+            if f"{shown}.{key}" in DISPLAY_SETTINGS:
+                continue
             flat[f"{shown}.{key}"] = json.dumps(value, sort_keys=True) if isinstance(
                 value, list | dict) else value
     return flat
@@ -137,13 +146,16 @@ def read_run(path: str | Path) -> RunRecord:
     path = Path(path)
     folder = RunDir(path.parent)
     results = folder.results()
-    settings = _flatten(folder.config()) if folder.file(CONFIG).is_file() else None
+    config = folder.config() if folder.file(CONFIG).is_file() else None
+    settings = _flatten(config) if config is not None else None
+    overrides = overrides_from_preset(config) if config is not None else None
     seed = results.get("seed")
     return RunRecord(path=path, method=results["method"], dataset=results["dataset"],
                      selection=results["selection"], seed=seed,
                      metrics={m: _metric(results.get(m)) for m in METRICS},
                      synthetic_data=bool(results.get("synthetic_data", False)),
-                     published=dict(results.get("published") or {}), settings=settings)
+                     published=dict(results.get("published") or {}), settings=settings,
+                     overrides=overrides)
 
 
 def _variants(runs: list[RunRecord]) -> dict[str, list[RunRecord]]:
@@ -156,6 +168,9 @@ def _variants(runs: list[RunRecord]) -> dict[str, list[RunRecord]]:
     for run in runs:
         if run.settings is None:
             label = "config.json missing" if differing else ""
+        elif run.overrides is not None and differing:
+            label = ", ".join(f"{k}={_shown(run.overrides[k])}" for k in differing
+                              if k in run.overrides) or PRESET_VALUES
         else:
             label = ", ".join(f"{k}={_shown(run.settings.get(k, UNSET))}" for k in differing)
         variants.setdefault(label, []).append(run)
@@ -165,7 +180,7 @@ def _variants(runs: list[RunRecord]) -> dict[str, list[RunRecord]]:
 def _shown(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
-    return str(value)
+    return json.dumps(value) if isinstance(value, list | dict) else str(value)
 
 
 def _summary(values: list[float]) -> tuple[float, float]:
@@ -230,9 +245,9 @@ def table_rows(groups: list[Group], *, published: bool = False) -> list[dict[str
             "variant": group.variant, "runs": len(group.runs),
             "seeds": " ".join("?" if s is None else str(s) for s in group.seeds),
             "source": ""}
-        for metric in METRICS:
+        for metric in METRICS:  # one run has no spread to show
             row[f"{metric}_mean"] = group.mean[metric]
-            row[f"{metric}_std"] = group.std[metric]
+            row[f"{metric}_std"] = group.std[metric] if len(group.runs) > 1 else math.nan
         rows.append(row)
         key = (group.method, group.dataset)
         following = groups[number + 1] if number + 1 < len(groups) else None

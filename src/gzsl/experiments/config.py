@@ -1,5 +1,6 @@
 """Experiment configuration: presets as TOML data files, ``--set`` overrides, resolution.
 
+Importing this module does not import PyTorch (the CLI's ``--help`` uses it).
 A preset (``presets/<method>/<dataset>.toml``) carries a method's settings for one
 dataset beside the published numbers they should reproduce. Resolution turns a method,
 a dataset, an optional preset and ``section.key=value`` overrides into one
@@ -30,6 +31,7 @@ from gzsl.methods.base import (
     get_method,
     upgrade_saved_settings,
 )
+from gzsl.utils import did_you_mean
 
 PRESET_DIR = Path(__file__).resolve().parent / "presets"
 Selection = Literal["val", "final", "test-oracle"]
@@ -120,6 +122,7 @@ class ExperimentConfig:
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> ExperimentConfig:
         """Rebuild a config from :meth:`to_dict`'s output (a run's ``config.json``)."""
+
         try:
             method_cls = get_method(values["method"])
             return cls(
@@ -211,8 +214,24 @@ def parse_override(text: str) -> tuple[str, str, Any]:
 SECTIONS: tuple[str, ...] = ("method", "evaluation", "data")
 
 
+def _check_names(method_cls: type, sections: dict[str, dict[str, Any]]) -> None:
+    """Every setting named in ``sections`` exists; a mistyped one is an error naming the
+    closest real one and the valid ones."""
+    classes = {"method": method_cls.Config, "evaluation": EvaluationConfig, "data": DataConfig}
+    for section, values in sections.items():
+        names = sorted(f.name for f in dataclasses.fields(classes[section]))
+        for key in values:
+            if key not in names:
+                raise GZSLError(f"unknown setting {section}.{key} for method "
+                                f"{method_cls.name}."
+                                + did_you_mean(f"{section}.{key}",
+                                               [f"{section}.{n}" for n in names])
+                                + f" (valid: {', '.join(names)})")
+
+
 def section_of(method: str, name: str) -> str:
     """The section (``method``, ``evaluation`` or ``data``) that has a setting ``name``."""
+
     fields = {"method": get_method(method).Config, "evaluation": EvaluationConfig,
               "data": DataConfig}
     owners = [section for section, cls in fields.items()
@@ -222,8 +241,10 @@ def section_of(method: str, name: str) -> str:
     if owners:
         raise GZSLError(f"setting {name!r} exists in sections {' and '.join(owners)}; name "
                         f"it as section.key ({', '.join(f'{o}.{name}' for o in owners)})")
-    raise GZSLError(f"unknown setting {name!r} for method {get_method(method).name}; see "
-                    "`gzsl list` and docs/cli.md for the settings of each section")
+    every = [f.name for cls in fields.values() for f in dataclasses.fields(cls)]
+    raise GZSLError(f"unknown setting {name!r} for method {get_method(method).name}."
+                    f"{did_you_mean(name, every)} See docs/cli.md for the settings of each "
+                    "section")
 
 
 def resolve(method: str, dataset: str, *, preset: str | None = None,
@@ -236,13 +257,20 @@ def resolve(method: str, dataset: str, *, preset: str | None = None,
     ``section.key`` (or a bare key, looked up with :func:`section_of`) to Python values,
     applied after them.
     """
+    from gzsl.methods.base import available_methods
+
+    methods = available_methods()
+    if method.lower() not in methods:
+        raise GZSLError(f"unknown method {method!r}.{did_you_mean(method, methods)} "
+                        f"(available: {', '.join(methods)})")
     method_cls = get_method(method)
     check_choice("selection", selection, SELECTIONS)
     path = find_preset(method_cls.name, preset or dataset)
     if preset is not None and path is None:
         names = [p.stem for p in sorted((PRESET_DIR / method_cls.name).glob("*.toml"))]
-        raise GZSLError(f"no preset {preset!r} for method {method_cls.name}; "
-                        f"available: {', '.join(names) or 'none'} (or pass a .toml path)")
+        raise GZSLError(f"no preset {preset!r} for method {method_cls.name}."
+                        f"{did_you_mean(preset, names)} (available: "
+                        f"{', '.join(names) or 'none'}; or pass a .toml path)")
     loaded = load_preset(path) if path is not None else None
     sections: dict[str, dict[str, Any]] = {
         "method": dict(loaded.method_settings) if loaded else {},
@@ -257,6 +285,7 @@ def resolve(method: str, dataset: str, *, preset: str | None = None,
         section = section or section_of(method_cls.name, name)
         check_choice("settings section", section, SECTIONS)
         sections[section][name] = list(value) if isinstance(value, tuple) else value
+    _check_names(method_cls, sections)
     return ExperimentConfig(
         method=method_cls.name,
         dataset=dataset,
@@ -269,3 +298,48 @@ def resolve(method: str, dataset: str, *, preset: str | None = None,
         evaluation=config_from_dict(EvaluationConfig, sections["evaluation"], "evaluation"),
         published=dict(loaded.published) if loaded else {},
     )
+
+
+def preset_name(path: str | None) -> str | None:
+    """A preset's name as users type it: ``gsmflow/demo`` for one shipped with the package,
+    the file's path for a user's own, None for none."""
+    if path is None:
+        return None
+    try:
+        shipped = Path(path).resolve().relative_to(PRESET_DIR)
+    except ValueError:
+        return str(path)
+    return shipped.with_suffix("").as_posix()
+
+
+#: Settings that change how a run is shown or chunked, never its numbers.
+DISPLAY_SETTINGS: frozenset[str] = frozenset({
+    "method.progress", "method.synthesis_chunk"})
+
+
+def flat_settings(values: dict[str, Any]) -> dict[str, Any]:
+    """A ``config.json``'s settings as ``section.key`` -> value, in ``--set`` spelling."""
+    sections = {"data": "data", "method_config": "method", "evaluation": "evaluation"}
+    return {f"{shown}.{key}": list(value) if isinstance(value, tuple) else value
+            for section, shown in sections.items()
+            for key, value in (values.get(section) or {}).items()}
+
+
+def overrides_from_preset(values: dict[str, Any]) -> dict[str, Any] | None:
+    """Settings of a run (its ``config.json`` as a dict) that differ from its preset's
+    (or, without a preset, from the defaults), as ``section.key`` -> value; display
+    settings left out. None when the preset cannot be read any more."""
+    try:
+        base = resolve(values["method"], values["dataset"], preset=values.get("preset"),
+                       seed=int(values.get("seed", 0)),
+                       selection=values.get("selection", "val")).to_dict()
+    except (GZSLError, KeyError, TypeError, ValueError):
+        return None
+    if values.get("preset") is None and base.get("preset") is not None:
+        return None  # the run used no preset, but the dataset has one now
+    given, preset = flat_settings(values), flat_settings(base)
+    return {key: value for key, value in given.items()
+            if key not in DISPLAY_SETTINGS and preset.get(key, _MISSING) != value}
+
+
+_MISSING = object()

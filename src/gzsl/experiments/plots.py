@@ -7,16 +7,19 @@
   both live in the run's preprocessed feature space.
 * ``confusion_matrix.png`` + ``confusion_matrix.csv``: the GZSL confusion matrix of the
   reported classifier on the test images (rows: true class, row-normalised; seen classes
-  first, then unseen).
-* ``training_curves.png`` + ``training_curves.csv``: losses and U / S / H over the
-  generator's checkpoints, one row of panels per phase (validation / final task).
+  first, then unseen); ``top_confusions.csv``: the most frequent mistakes, true and
+  predicted class, count and share of the true class.
+* ``training_curves.png`` + ``training_curves.csv``: each loss on its own axis, and U /
+  S / H, over the generator's checkpoints, one row of panels per phase (validation /
+  final task); the checkpoint the selection chose is marked, with its synthetic count.
 * ``per_class_accuracy.png`` + ``per_class_accuracy.csv``: per-class test accuracy of
   seen and unseen classes.
 
 A plot whose input is missing (no ``checkpoints.csv``, a dataset that cannot be
 reloaded) is skipped with a message; the others are still drawn. Figures are drawn
-with the Agg backend without pyplot, so an interactive session is left alone. Titles say "SYNTHETIC
-data" for runs on generated features.
+with the Agg backend without pyplot, so an interactive session is left alone. Titles say
+"SYNTHETIC data" for runs on generated features. Class names are shown with spaces
+(``polar+bear`` as ``polar bear``).
 """
 
 from __future__ import annotations
@@ -41,6 +44,8 @@ __all__ = ["PLOTS", "PlotReport", "plot_run"]
 PLOTS = ("tsne", "confusion_matrix", "training_curves", "per_class_accuracy")
 #: Above this many classes the axes carry no class names (they would not be legible).
 MAX_NAMED_CLASSES = 60
+#: Rows of ``top_confusions.csv``.
+TOP_CONFUSIONS = 30
 
 Log = Callable[[str], None]
 
@@ -95,7 +100,7 @@ def plot_run(run_dir: str | Path, *, root: str | Path | None = None, data: Any =
         if name not in only:
             continue
         try:
-            figure, data_name, data_bytes = drawers[name]()
+            figure, data_name, data_bytes, *more = drawers[name]()
         except _SkipPlotError as reason:
             report.skipped[name] = str(reason)
             log(f"skipped {name}: {reason}")
@@ -104,6 +109,9 @@ def plot_run(run_dir: str | Path, *, root: str | Path | None = None, data: Any =
         data_path = report.directory / data_name
         try:
             atomic_write(data_path, lambda handle, payload=data_bytes: handle.write(payload))
+            for extra_name, payload in (more[0] if more else {}).items():
+                atomic_write(report.directory / extra_name,
+                             lambda handle, payload=payload: handle.write(payload))
             atomic_write(png, lambda handle, fig=figure: fig.savefig(handle, format="png",
                                                                       dpi=110))
         except OSError as error:
@@ -149,9 +157,10 @@ class _Context:
         return f"{text}{warning}\n{identity}"
 
     def class_names(self) -> list[str]:
-        """All class names, from ``classifier.pt``."""
+        """All class names, from ``classifier.pt``, with spaces for ``+`` and ``_``."""
         try:
-            return list(RunDir(self.run_dir).classifier()["class_names"])
+            names = RunDir(self.run_dir).classifier()["class_names"]
+            return [str(name).replace("+", " ").replace("_", " ") for name in names]
         except GZSLError as error:
             raise _SkipPlotError(str(error)) from error
 
@@ -266,7 +275,7 @@ def _confusion(context: _Context):
     totals = counts.sum(axis=1, keepdims=True)
     normalised = np.divide(counts, totals, out=np.zeros(counts.shape), where=totals > 0)
     labels = [names[int(c)] for c in order]
-    size = min(14.0, 4.0 + 0.18 * len(order))
+    size = min(20.0, 4.0 + 0.26 * len(order))
     figure, axes = _subplots(figsize=(size + 1.5, size))
     image = axes.imshow(normalised, cmap="viridis", vmin=0.0, vmax=1.0, interpolation="nearest")
     figure.colorbar(image, ax=axes, fraction=0.046, pad=0.04, label="share of the true class")
@@ -275,7 +284,7 @@ def _confusion(context: _Context):
         line(boundary, color="white", linewidth=1.0)
     if len(order) <= MAX_NAMED_CLASSES:
         ticks = np.arange(len(order))
-        font = 7 if len(order) <= 30 else 5
+        font = 8 if len(order) <= 30 else 7
         axes.set_xticks(ticks, labels, rotation=90, fontsize=font)
         axes.set_yticks(ticks, labels, fontsize=font)
     axes.set_xlabel(f"predicted class ({len(seen)} seen, then {len(unseen)} unseen)")
@@ -284,7 +293,15 @@ def _confusion(context: _Context):
     figure.tight_layout()
     rows = [[label, "seen" if i < len(seen) else "unseen", *(f"{v:.6g}" for v in row)]
             for i, (label, row) in enumerate(zip(labels, normalised, strict=True))]
-    return figure, "confusion_matrix.csv", _csv_bytes(["true_class", "group", *labels], rows)
+    mistakes = [(int(counts[i, j]), i, j) for i in range(len(order)) for j in range(len(order))
+                if i != j and counts[i, j] > 0]
+    mistakes.sort(key=lambda m: (-m[0], m[1], m[2]))
+    top = [[labels[i], "seen" if i < len(seen) else "unseen", labels[j],
+            "seen" if j < len(seen) else "unseen", count, f"{normalised[i, j]:.6g}"]
+           for count, i, j in mistakes[:TOP_CONFUSIONS]]
+    return (figure, "confusion_matrix.csv", _csv_bytes(["true_class", "group", *labels], rows),
+            {"top_confusions.csv": _csv_bytes(["true_class", "true_group", "predicted_class",
+                                               "predicted_group", "count", "share"], top)})
 
 
 def _number(text: str | None) -> float:
@@ -294,8 +311,17 @@ def _number(text: str | None) -> float:
         return math.nan
 
 
+def _chosen_iteration(chosen: dict[str, Any], phase: str) -> float:
+    """The checkpoint iteration the selection chose in ``phase`` (NaN when none)."""
+    key = "generator_iteration" if phase == "validation" else "final_iteration"
+    value = _number(str(chosen.get(key, "")))
+    if not math.isfinite(value) and phase != "validation":
+        value = _number(str(chosen.get("generator_iteration", "")))
+    return value
+
+
 def _training_curves(context: _Context):
-    """Losses and U / S / H over checkpoints, one row of panels per phase."""
+    """Each loss on its own axis, then U / S / H, over checkpoints; a row per phase."""
     path = context.run_dir / "checkpoints.csv"
     if not path.is_file():
         raise _SkipPlotError(f"{path.name} not found (the method reported no checkpoints)")
@@ -304,49 +330,61 @@ def _training_curves(context: _Context):
     if not rows:
         raise _SkipPlotError(f"{path.name} has no rows")
     columns = list(rows[0])
-    loss_columns = [c for c in columns if c.startswith("loss_")]
+    loss_columns = [c for c in columns if c.startswith("loss_")
+                    and any(np.isfinite(_number(row.get(c))) for row in rows)]
     phases = list(dict.fromkeys(row.get("phase", "final") for row in rows))
-    figure, axes = _subplots(len(phases), 2, figsize=(11, 3.6 * len(phases)), squeeze=False)
+    scored = {phase: any(np.isfinite(_number(r.get("H"))) for r in rows
+                         if r.get("phase", "final") == phase) for phase in phases}
+    ncols = max(1, len(loss_columns) + any(scored.values()))
+    figure, axes = _subplots(len(phases), ncols, figsize=(3.6 * ncols + 1, 3.2 * len(phases)),
+                             squeeze=False)
+    try:
+        chosen = context.results.get("chosen") or {}
+    except _SkipPlotError:
+        chosen = {}
     kept: list[list[Any]] = []
     for row_axes, phase in zip(axes, phases, strict=True):
         rows_of_phase = [row for row in rows if row.get("phase", "final") == phase]
-        losses_axis, scores_axis = row_axes
         first_of_iteration = list({row["iteration"]: row for row in reversed(rows_of_phase)}
                                   .values())[::-1]
         iterations = np.array([_number(r["iteration"]) for r in first_of_iteration])
-        for column in loss_columns:
+        marked = _chosen_iteration(chosen, phase)
+        marker = (f"chosen: iteration {marked:.0f}"
+                  + (f", {chosen['n_synthetic']} synthetic per class"
+                     if phase == phases[-1] and chosen.get("n_synthetic") else ""))
+        for axis, column in zip(row_axes, loss_columns, strict=False):
             values = np.array([_number(r.get(column)) for r in first_of_iteration])
-            if np.isfinite(values).any():
-                losses_axis.plot(iterations, values, marker="o", markersize=3,
-                                 label=column.removeprefix("loss_"))
-        losses_axis.set_title(f"{phase} task: losses", fontsize=9)
-        losses_axis.set_xlabel("iteration")
-        if losses_axis.lines:
-            losses_axis.legend(fontsize=7)
-        else:
-            losses_axis.text(0.5, 0.5, "no losses recorded", ha="center", va="center",
-                             transform=losses_axis.transAxes)
-        groups = list(dict.fromkeys(r.get("n_synthetic", "") for r in rows_of_phase
-                                    if np.isfinite(_number(r.get("H")))))
-        for number, group in enumerate(groups):
-            members = [r for r in rows_of_phase if r.get("n_synthetic", "") == group
-                       and np.isfinite(_number(r.get("H")))]
-            x = [_number(r["iteration"]) for r in members]
-            suffix = f" (n={group})" if len(groups) > 1 else ""
-            colour = f"C{number}"
-            for metric, style in (("U", ":"), ("S", "--"), ("H", "-")):
-                scores_axis.plot(x, [_number(r.get(metric)) for r in members], style,
-                                 marker="o", markersize=3,
-                                 color=colour if len(groups) > 1 else None,
-                                 label=f"{metric}{suffix}")
-        scores_axis.set_title(f"{phase} task: accuracy (%)", fontsize=9)
-        scores_axis.set_xlabel("iteration")
-        if scores_axis.lines:
-            scores_axis.legend(fontsize=7, ncol=max(1, len(groups)))
-        else:
-            scores_axis.text(0.5, 0.5, "not scored at checkpoints in this phase\n(the run's "
-                             "score is in results.json)", ha="center", va="center",
-                             transform=scores_axis.transAxes, fontsize=8)
+            axis.plot(iterations, values, marker="o", markersize=3, color="C0")
+            axis.set_title(f"{phase} task: {column.removeprefix('loss_')} loss", fontsize=9)
+            axis.set_xlabel("iteration")
+            if math.isfinite(marked):
+                axis.axvline(marked, color="black", linewidth=0.8, linestyle="--")
+        panels = len(loss_columns)
+        if scored[phase]:
+            scores_axis = row_axes[panels]
+            panels += 1
+            groups = list(dict.fromkeys(r.get("n_synthetic", "") for r in rows_of_phase
+                                        if np.isfinite(_number(r.get("H")))))
+            for number, group in enumerate(groups):
+                members = [r for r in rows_of_phase if r.get("n_synthetic", "") == group
+                           and np.isfinite(_number(r.get("H")))]
+                x = [_number(r["iteration"]) for r in members]
+                suffix = f" (n={group})" if len(groups) > 1 else ""
+                for metric, style in (("U", ":"), ("S", "--"), ("H", "-")):
+                    scores_axis.plot(x, [_number(r.get(metric)) for r in members], style,
+                                     marker="o", markersize=3,
+                                     color=f"C{number}" if len(groups) > 1 else None,
+                                     label=f"{metric}{suffix}")
+            if math.isfinite(marked):
+                scores_axis.axvline(marked, color="black", linewidth=0.8, linestyle="--",
+                                    label=marker)
+            scores_axis.set_title(f"{phase} task: accuracy (%)", fontsize=9)
+            scores_axis.set_xlabel("iteration")
+            scores_axis.legend(fontsize=6, ncol=max(1, len(groups)))
+        elif loss_columns and math.isfinite(marked):
+            row_axes[0].text(0.02, 0.02, marker, transform=row_axes[0].transAxes, fontsize=7)
+        for axis in row_axes[panels:]:
+            axis.remove()  # nothing to draw there: no empty panel
         for r in rows_of_phase:
             kept.append([phase, r.get("iteration"), r.get("n_synthetic", ""),
                          *(r.get(c, "") for c in loss_columns),

@@ -98,7 +98,7 @@ def _parallel_seeds(seeds: list[int], jobs: int, log: Log | None, **settings: An
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    from gzsl.utils import worker_threads
+    from gzsl.threads import worker_threads
 
     threads = worker_threads(jobs)
     if log:

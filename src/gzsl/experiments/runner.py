@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import shlex
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -29,6 +31,7 @@ from gzsl.evaluation.protocol import (
     TaskTensors,
     evaluate_generator,
 )
+from gzsl.experiments import progress
 from gzsl.experiments.config import EvaluationConfig, ExperimentConfig
 from gzsl.experiments.protocols import SelectionProtocol, make_protocol
 from gzsl.experiments.rundir import (
@@ -202,6 +205,9 @@ class Experiment:
 
     def evaluate(self, phase: Phase, n_synthetic: int, **keep: Any) -> Evaluation:
         """Score ``phase.model`` on ``phase.task`` (see :func:`evaluate_generator`)."""
+        reporter = progress.active()
+        if reporter is not None and not reporter.training:
+            reporter.evaluation(n_synthetic)
         return evaluate_generator(
             phase.model, phase.task, n_synthetic=n_synthetic,
             settings=self.classifier_settings, rng=phase.rng, gammas=self.gammas,
@@ -226,6 +232,9 @@ class Experiment:
                     "gamma": score.gamma, "U": 100 * score.U, "S": 100 * score.S,
                     "H": 100 * score.H})
         phase.rows.append(row)
+        reporter = progress.active()
+        if reporter is not None:
+            reporter.checkpoint(row)
         if self.tracker is not None:
             self.tracker(row)
 
@@ -263,8 +272,10 @@ class Experiment:
         schedule = CheckpointSchedule(every=evaluation.checkpoint_every, callback=callback,
                                       at=at)
         resuming = {} if resume is None else {"resume": resume}  # methods that cannot resume
-        phase.model.fit(phase.task.seen_data(), rng=phase.rng, schedule=schedule,
-                        **resuming)
+        with progress.training(phase.name, phase.model.total_iterations(
+                len(phase.task.train_labels)), resume, schedule) as schedule:
+            phase.model.fit(phase.task.seen_data(), rng=phase.rng, schedule=schedule,
+                            **resuming)
 
     # ------------------------------------------------------------------ running
 
@@ -332,9 +343,11 @@ class Experiment:
 
     def metadata(self, started: str, finished: str | None = None,
                  seconds: float | None = None) -> dict[str, Any]:
-        """``metadata.json``: environment, seed, device, data provenance, times."""
+        """``metadata.json``: environment, seed, device, data provenance, times, and how
+        the run was asked for (command line, preset name, settings changed from it)."""
         config = self.config
         return {
+            **provenance(config),
             "environment": environment(), "seed": config.seed, "device": str(self.device),
             "selection": config.selection, "root": self.root, "data": self.data.source,
             "data_summary": self.data.summary(), "synthetic_data": self.data.synthetic,
@@ -357,9 +370,12 @@ class Experiment:
         """
         run_dir = self.run_dir
         assert run_dir is not None
-        started = run_dir.metadata().get("started") or now()
+        before = run_dir.metadata()
+        metadata = self.metadata(before.get("started") or now(), now(), seconds=result.seconds)
+        if before.get("command") and before["command"] != metadata["command"]:
+            metadata["command"], metadata["resumed_with"] = before["command"], metadata["command"]
         run_dir.write_json(CONFIG, self.config.to_dict())
-        run_dir.write_json(METADATA, self.metadata(started, now(), seconds=result.seconds))
+        run_dir.write_json(METADATA, metadata)
         checkpoints = [row for phase in self.phases for row in phase.rows]
         epochs = [row for phase in self.phases for row in phase.epoch_rows]
         if checkpoints:
@@ -401,6 +417,18 @@ def now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S%z")
 
 
+def provenance(config: ExperimentConfig) -> dict[str, Any]:
+    """The command line of this process, the preset's name and the settings that differ
+    from the preset's (``--set`` overrides and keyword settings, in ``--set`` spelling)."""
+    from gzsl.experiments.config import overrides_from_preset, preset_name
+
+    argv = list(sys.argv)
+    if argv and Path(argv[0]).name == "gzsl":
+        argv[0] = "gzsl"
+    return {"command": shlex.join(argv), "preset": preset_name(config.preset),
+            "overrides": overrides_from_preset(config.to_dict())}
+
+
 def environment() -> dict[str, Any]:
     """Versions of the package and the libraries that shape results."""
     import platform
@@ -410,11 +438,14 @@ def environment() -> dict[str, Any]:
     import sklearn
 
     import gzsl
+    from gzsl.threads import applied
 
+    chosen = applied()
     return {"gzsl": gzsl.__version__, "python": platform.python_version(),
             "torch": torch.__version__, "numpy": numpy.__version__, "scipy": scipy.__version__,
             "scikit-learn": sklearn.__version__, "platform": platform.platform(),
             "threads": torch.get_num_threads(),
+            "threads_chosen_by": chosen.reason if chosen is not None else "PyTorch's default",
             "cuda_device": torch.cuda.get_device_name() if torch.cuda.is_available() else None}
 
 

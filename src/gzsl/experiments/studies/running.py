@@ -55,7 +55,7 @@ from gzsl.experiments.runner import (
     run_experiment,
 )
 from gzsl.experiments.studies.definition import StudySpec, parse_study
-from gzsl.utils import worker_threads
+from gzsl.threads import worker_threads
 
 try:
     import fcntl
