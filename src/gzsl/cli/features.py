@@ -167,6 +167,7 @@ def classes(
     table. Example: gzsl features classes sem.npz --attributes attributes.csv --classes-of
     feats.npz
     """
+    from gzsl.data.make import read_names as read_class_list
     from gzsl.features.extract import read_features_file
     from gzsl.features.semantics import (
         DEFAULT_TEMPLATES,
@@ -175,7 +176,6 @@ def classes(
         from_texts,
         load_text_encoder,
         prompts,
-        read_class_list,
         read_descriptions,
     )
 

@@ -23,6 +23,7 @@ import numpy as np
 
 from gzsl.data.dataset import GZSLData
 from gzsl.data.errors import GZSLError
+from gzsl.data.io import summarize
 
 
 @dataclass(frozen=True)
@@ -168,13 +169,14 @@ def make_dataset(features: np.ndarray, labels: np.ndarray, class_names: Sequence
 
 
 def read_names(path: str | Path) -> list[str]:
-    """Class names, one per line (xlsa17's ``trainclasses1.txt`` style)."""
+    """Class names, one per line (xlsa17's ``trainclasses1.txt`` style; blank lines and
+    lines starting with ``#`` ignored)."""
     path = Path(path)
     try:
         lines = path.read_text(encoding="utf-8-sig").splitlines()
     except (OSError, UnicodeDecodeError) as error:
-        raise GZSLError(f"cannot read class list {path}: {error}. Fix: a text file with one "
-                        "class name per line") from error
+        raise GZSLError(f"cannot read class list {path} ({summarize(error)}). Fix: a UTF-8 "
+                        "text file with one class name per line") from error
     names = [line.strip() for line in lines if line.strip() and not line.startswith("#")]
     if not names:
         raise GZSLError(f"{path} lists no class. Fix: one class name per line")

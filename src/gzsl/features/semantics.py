@@ -73,20 +73,6 @@ def l2_rows(matrix: np.ndarray, names: Sequence[str]) -> np.ndarray:
     return (matrix / norms[:, None]).astype(np.float32)
 
 
-def read_class_list(path: str | Path) -> list[str]:
-    """Class names, one per line (blank lines and lines starting with ``#`` ignored)."""
-    path = Path(path)
-    try:
-        lines = path.read_text(encoding="utf-8-sig").splitlines()
-    except (OSError, UnicodeDecodeError) as error:
-        raise GZSLError(f"cannot read class list {path} ({summarize(error)}). Fix: a UTF-8 "
-                        "text file with one class name per line") from error
-    names = [line.strip() for line in lines if line.strip() and not line.startswith("#")]
-    if not names:
-        raise GZSLError(f"{path} lists no class. Fix: one class name per line")
-    return names
-
-
 def _rows(path: Path) -> list[list[str]]:
     delimiter = "\t" if path.suffix.lower() in (".tsv", ".tab") else None
     try:
