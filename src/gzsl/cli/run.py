@@ -266,7 +266,10 @@ def list_command() -> None:
     datasets = Table(title="datasets")
     datasets.add_column("name")
     datasets.add_column("where the data comes from")
-    datasets.add_row("demo", "embedded: AWA2's real attributes and split, SYNTHETIC features")
+    from gzsl.data.demo import EMBEDDED_DATASETS
+
+    for name, (description, _) in EMBEDDED_DATASETS.items():
+        datasets.add_row(name, description)
     for name in ("AWA1", "AWA2", "APY", "CUB", "SUN", "FLO"):
         datasets.add_row(name, "your files: --root DIR (xlsa17 res101.mat + att_splits.mat, "
                                "data.mat + label.mat, or .npz)")
