@@ -404,3 +404,6 @@ def test_embedded_datasets_are_named_and_labelled_synthetic():
     assert data.source["features"].startswith("SYNTHETIC")
     assert set(EMBEDDED_DATASETS) == {"demo", "demo-awa2"}
     assert embedded_name("DEMO-awa2") == "demo-awa2" and embedded_name("AWA2") is None
+    from gzsl.data.loaders import EMBEDDED_NAMES
+
+    assert set(EMBEDDED_NAMES) == set(EMBEDDED_DATASETS)

@@ -66,6 +66,10 @@ FILES_HELP = ("res101.mat with att_splits.mat (xlsa17 layout), or data.mat with 
 
 Result = tuple[GZSLData | None, list[Problem]]
 
+#: Names of the embedded datasets (``gzsl.data.demo.EMBEDDED_DATASETS``, imported only
+#: when one is asked for).
+EMBEDDED_NAMES = ("demo", "demo-awa2")
+
 
 def load_dataset(name: str, root: str | Path | None = None, *, layout: str | None = None,
                  semantics: str = "att") -> GZSLData:
@@ -98,10 +102,10 @@ def read_dataset(name: str | None, root: str | Path | None = None, *,
     unknown option, nothing found under ``root``) still raise :class:`DataError`.
     """
     _check_options(layout, semantics)
-    from gzsl.data.demo import embedded_name, load_embedded
+    if name is not None and name.lower() in EMBEDDED_NAMES:
+        from gzsl.data.demo import load_embedded
 
-    if embedded_name(name) is not None:
-        data = load_embedded(str(name))
+        data = load_embedded(name)
         return data, validate(data)
     location, found_layout = locate(name, root, layout=layout, semantics=semantics)
     if found_layout == "npz":
