@@ -13,10 +13,12 @@ from scipy import stats
 
 from gzsl.data.demo import (
     DEMO_FILE,
+    EMBEDDED_DATASETS,
     MIN_IMAGES_PER_CLASS,
     MIN_TEST_SEEN_IMAGES,
     demo_image_counts,
     demo_metadata,
+    embedded_name,
     load_demo,
     make_synthetic_features,
 )
@@ -371,3 +373,37 @@ def test_demo_is_neither_trivial_nor_hopeless(demo):
     assert 0.55 < seen_only < 0.95
     assert 0.25 < T1 < 0.8
     assert 0.1 < H < 0.55
+
+
+def test_demo_awa2_loads_by_name_at_the_real_image_counts(monkeypatch):
+    import gzsl.data.demo as demo_module
+    from gzsl.data.loaders import read_dataset
+
+    calls = []
+    small = load_demo(scale=1 / 64)
+
+    def recording(**kwargs):
+        calls.append(kwargs)
+        return small
+
+    monkeypatch.setattr(demo_module, "load_demo", recording)
+    data, problems = read_dataset("Demo-AWA2")
+    assert data is small and not problems
+    assert calls == [{"scale": 1.0, "name": "demo-awa2"}]
+    read_dataset("demo")
+    assert calls[-1] == {"scale": 1 / 16, "name": "demo"}
+    counts, test_seen = demo_image_counts(1.0)
+    meta = demo_metadata()
+    assert counts.tolist() == meta["images_per_class"] and counts.sum() == 37322
+    assert test_seen.sum() == pytest.approx(meta["test_seen_images"], abs=20)
+
+
+def test_embedded_datasets_are_named_and_labelled_synthetic():
+    data = load_demo(scale=1 / 64, name="demo-awa2")
+    assert data.name == "demo-awa2" and data.synthetic
+    assert data.source["features"].startswith("SYNTHETIC")
+    assert set(EMBEDDED_DATASETS) == {"demo", "demo-awa2"}
+    assert embedded_name("DEMO-awa2") == "demo-awa2" and embedded_name("AWA2") is None
+    from gzsl.data.loaders import EMBEDDED_NAMES
+
+    assert set(EMBEDDED_NAMES) == set(EMBEDDED_DATASETS)

@@ -160,7 +160,7 @@ def test_root_is_needed_and_must_hold_files(tmp_path: Path):
 def test_demo_is_dispatched_lazily(monkeypatch):
     expected = object()
     stub = types.ModuleType("gzsl.data.demo")
-    stub.load_demo = lambda: expected
+    stub.load_embedded = lambda name: expected if name == "DeMo" else None
     monkeypatch.setitem(sys.modules, "gzsl.data.demo", stub)
     monkeypatch.setattr("gzsl.data.loaders.validate", lambda data: [])
     assert load_dataset("DeMo") is expected

@@ -68,3 +68,47 @@ def test_keep_last_honours_chosen_epoch_and_gamma(tiny_dataset):
     assert result.kept.epoch == 3 and result.kept.gamma == 0.1
     assert max(s.epoch for s in result.gzsl) == 3 and len(result.zsl) == 2
     assert np.isclose(result.T1, result.zsl[-1])
+
+
+class ConstantSamples(GaussianBaseline):
+    """A generator whose every synthetic feature is the constant 7 (no real feature is)."""
+
+    name = "test-constant"  # not registered: used directly
+
+    def sample(self, semantics, n_per_class, *, rng=None):
+        return torch.full((len(semantics) * n_per_class, self.feature_dim_), 7.0)
+
+
+def _classifier_inputs(monkeypatch):
+    seen = []
+    original = SoftmaxClassifier.fit
+
+    def recording(self, features, labels, **kwargs):
+        seen.append((features.clone(), labels.clone()))
+        return original(self, features, labels, **kwargs)
+
+    monkeypatch.setattr(SoftmaxClassifier, "fit", recording)
+    return seen
+
+
+def test_synthetic_seen_features_keep_every_real_feature_from_the_classifier(tiny_dataset,
+                                                                              monkeypatch):
+    task = _task(tiny_dataset)
+    model = _fit(ConstantSamples(), task)
+    inputs = _classifier_inputs(monkeypatch)
+    evaluate_generator(model, task, n_synthetic=5, settings=SETTINGS,
+                       rng=torch.Generator().manual_seed(0), seen_features="synthetic")
+    (gzsl_features, gzsl_labels), _ = inputs
+    assert torch.equal(gzsl_features, torch.full_like(gzsl_features, 7.0))
+    expected = torch.cat([task.seen_classes.repeat_interleave(5),
+                          task.unseen_classes.repeat_interleave(5)])
+    assert torch.equal(gzsl_labels, expected)
+
+    inputs.clear()
+    evaluate_generator(model, task, n_synthetic=5, settings=SETTINGS,
+                       rng=torch.Generator().manual_seed(0))
+    (gzsl_features, gzsl_labels), _ = inputs
+    n_real = len(task.train_features)
+    assert torch.equal(gzsl_features[:n_real], task.train_features)
+    assert torch.equal(gzsl_labels[:n_real], task.train_labels)
+    assert len(gzsl_features) == n_real + 5 * len(task.unseen_classes)

@@ -302,6 +302,36 @@ def test_real_auxiliaries_fit_real_features_and_only_judge_the_fakes(tiny_seen_d
     assert any(float(g.abs().sum()) > 0 for g in grads(default["classification"], "classifier"))
 
 
+@pytest.mark.parametrize("objective", ["attribute", "attribute+generator"])
+def test_modulation_objective_decides_whether_l_gc_reaches_theta_am(tiny_seen_data, objective):
+    data = tiny_seen_data
+    config = AMAZConfig(**{**TINY, "dropout": 0.0, "modulation_objective": objective})
+    model = AMAZ(config)
+    torch.manual_seed(0)
+    model.networks_ = AMAZNetworks(config, 8, 5, 6).train()
+    sampler = EpisodeSampler(data.features, data.labels, data.class_semantics[:6])
+    support, query = sampler.draw(2, 3, 2, 2, torch.Generator().manual_seed(1))
+    params = dict(model.networks_.named_parameters())
+    names = [k for k in params if k.startswith(("modulation.", "attribute_discriminator."))]
+    result = meta_objective(model.networks_, params, support, query, config=config,
+                            rng=torch.Generator().manual_seed(5))
+
+    def grads(loss):
+        return [torch.zeros_like(params[k]) if g is None else g for k, g in zip(
+            names, torch.autograd.grad(loss, [params[k] for k in names], retain_graph=True,
+                                       allow_unused=True), strict=True)]
+
+    attribute, generator = grads(result["modulation"]), grads(result["generator"])
+    assert sum(float(g.abs().sum()) for g in generator) > 0  # L_GC does depend on theta_am
+    step, _ = model._outer_step(torch.Generator().manual_seed(5))
+    step(support, query)
+    for name, ad, gc in zip(names, attribute, generator, strict=True):
+        expected = ad + gc if objective == "attribute+generator" else ad
+        got = params[name].grad
+        torch.testing.assert_close(torch.zeros_like(expected) if got is None else got,
+                                   expected)
+
+
 def test_auxiliary_pretraining_fits_the_classifier_to_real_features(tiny_seen_data):
     data = tiny_seen_data
 

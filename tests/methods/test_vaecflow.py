@@ -19,6 +19,7 @@ from gzsl.methods.vaecflow import (
     VAECFlow,
     VAECFlowConfig,
     dequantise_zeros,
+    loss_weights,
     reparameterise,
     vaecflow_losses,
 )
@@ -88,6 +89,32 @@ def test_losses_match_independent_oracles() -> None:
     torch.testing.assert_close(losses["classification"], -log_probs[torch.arange(n), y].mean())
     torch.testing.assert_close(losses["total"], nll + unit + losses["reconstruction"]
                                + losses["classification"])
+
+
+def test_authors_loss_weighting_scales_flow_and_classification_as_documented() -> None:
+    paper = loss_weights(VAECFlowConfig(batch_size=64, classification_weight=2.0))
+    authors = loss_weights(VAECFlowConfig(batch_size=64, classification_weight=2.0,
+                                          loss_weighting="authors"))
+    assert paper == {"flow_nll": 1.0, "reconstruction": 1.0, "unit_variance": 1.0,
+                     "classification": 2.0}
+    assert authors["flow_nll"] == pytest.approx(1 / (64 * math.log(2)))
+    assert authors["flow_nll"] == pytest.approx(0.02254, abs=1e-5)
+    assert authors["classification"] == pytest.approx(2.0 * 0.01 / 64)
+    assert authors["reconstruction"] == authors["unit_variance"] == 1.0
+
+    torch.manual_seed(0)
+    flow = AdditiveFlow(4, steps=1, hidden=5, seed=0)
+    flow.initialise(torch.rand(32, 4))
+    vae, classifier = SemanticVAE(3, 4, (6, 6), 5), torch.nn.Linear(4, 2)
+    x, a, y = torch.rand(8, 4), torch.rand(8, 3), torch.randint(0, 2, (8,))
+    config = VAECFlowConfig(**{**TINY, "loss_weighting": "authors"})
+    losses = vaecflow_losses(flow, vae, classifier, x, a, y, config,
+                             torch.Generator().manual_seed(1))
+    weights = loss_weights(config)
+    torch.testing.assert_close(losses["total"], sum(
+        weights[name] * losses[name] for name in weights))
+    with pytest.raises(GZSLError):
+        VAECFlowConfig(loss_weighting="bits")
 
 
 @pytest.mark.parametrize("latent", ["flow", "vae"])

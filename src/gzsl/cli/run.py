@@ -93,7 +93,7 @@ def _use_threads(requested: int | None) -> None:
 
 
 #: Dataset names the CLI knows without files (demo) or by their benchmark's name.
-KNOWN_DATASETS = ("demo", "AWA1", "AWA2", "APY", "CUB", "SUN", "FLO")
+KNOWN_DATASETS = ("demo", "demo-awa2", "AWA1", "AWA2", "APY", "CUB", "SUN", "FLO")
 
 
 def _check_dataset(dataset: str, root: Path | None) -> None:
@@ -383,8 +383,12 @@ def list_command(
     datasets = Table(title="datasets")
     datasets.add_column("name")
     datasets.add_column("where the data comes from")
-    datasets.add_row("demo", "embedded: AWA2's real attributes and split, SYNTHETIC features")
-    for name in KNOWN_DATASETS[1:]:
+    from gzsl.data.demo import EMBEDDED_DATASETS
+    from gzsl.data.loaders import KNOWN_DATASETS as BENCHMARKS
+
+    for name, (description, _) in EMBEDDED_DATASETS.items():
+        datasets.add_row(name, description)
+    for name in BENCHMARKS:
         datasets.add_row(name, "your files: --root DIR (xlsa17 res101.mat + att_splits.mat, "
                                "data.mat + label.mat, or .npz)")
     console.print(datasets)

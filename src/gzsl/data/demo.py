@@ -34,6 +34,15 @@ from gzsl.data.dataset import GZSLData
 
 #: The shipped extract of the real AWA2 bookkeeping (no features).
 DEMO_FILE = "demo_awa2.json"
+#: The embedded datasets: name -> (what ``gzsl list`` says, the share of AWA2's real
+#: per-class image counts drawn). Both have AWA2's real attributes and split and
+#: SYNTHETIC features from :func:`make_synthetic_features`, drawn from a seed when loaded.
+EMBEDDED_DATASETS: dict[str, tuple[str, float]] = {
+    "demo": ("embedded: AWA2's real attributes and split, SYNTHETIC features, 1/16 of AWA2's "
+             "image counts (~37 training images per seen class)", 1 / 16),
+    "demo-awa2": ("embedded: as demo at AWA2's real per-class image counts (~590 training "
+                  "images per seen class, 37,322 in all), SYNTHETIC features", 1.0),
+}
 #: Smallest number of images a demo class gets, whatever the scale.
 MIN_IMAGES_PER_CLASS = 8
 #: Smallest number of test-seen images of a seen demo class.
@@ -204,7 +213,25 @@ def demo_image_counts(scale: float = 1 / 16) -> tuple[np.ndarray, np.ndarray]:
     return counts, np.where(seen, test_seen, 0)
 
 
-def load_demo(*, scale: float = 1 / 16, feature_dim: int = 512, seed: int = 0) -> GZSLData:
+def embedded_name(name: str | None) -> str | None:
+    """The embedded dataset ``name`` denotes (any case), or None for a dataset on disk."""
+    if name is None:
+        return None
+    lowered = name.lower()
+    return lowered if lowered in EMBEDDED_DATASETS else None
+
+
+def load_embedded(name: str) -> GZSLData:
+    """The embedded dataset ``name`` (``demo`` or ``demo-awa2``), drawn from seed 0."""
+    key = embedded_name(name)
+    if key is None:
+        raise ValueError(f"{name!r} is not an embedded dataset; "
+                         f"they are {', '.join(EMBEDDED_DATASETS)}")
+    return load_demo(scale=EMBEDDED_DATASETS[key][1], name=key)
+
+
+def load_demo(*, scale: float = 1 / 16, feature_dim: int = 512, seed: int = 0,
+              name: str = "demo") -> GZSLData:
     """The ``demo`` dataset: AWA2's real attributes and splits with SYNTHETIC features.
 
     Images per class are the real AWA2 counts times ``scale`` (see
@@ -219,6 +246,7 @@ def load_demo(*, scale: float = 1 / 16, feature_dim: int = 512, seed: int = 0) -
         scale: share of the real per-class image counts to draw.
         feature_dim: dimension of the synthetic features.
         seed: seed of the feature draw.
+        name: the dataset's name (``demo-awa2`` is ``scale = 1``).
     """
     meta = demo_metadata()
     semantics = np.asarray(meta["attributes"], dtype=np.float32)
@@ -243,7 +271,7 @@ def load_demo(*, scale: float = 1 / 16, feature_dim: int = 512, seed: int = 0) -
                     "low-rank latent model); not extracted from any image",
         "semantics": "real AWA2 attribute matrix 'att' (85 x 50, xlsa17 att_splits.mat)",
         "splits": "real AWA2 40/10 seen/unseen classes and 27/13 train/val classes; image "
-                  "counts are the real per-class counts scaled down",
+                  f"counts are the real per-class counts times {scale:g}",
         "credit": meta["source"],
         "file": f"gzsl/data/{DEMO_FILE}",
         "sha256": meta["sha256"],
@@ -252,7 +280,7 @@ def load_demo(*, scale: float = 1 / 16, feature_dim: int = 512, seed: int = 0) -
         "seed": seed,
     }
     return GZSLData(
-        name="demo",
+        name=name,
         features=features,
         labels=labels,
         semantics=semantics,

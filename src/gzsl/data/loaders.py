@@ -66,16 +66,21 @@ FILES_HELP = ("res101.mat with att_splits.mat (xlsa17 layout), or data.mat with 
 
 Result = tuple[GZSLData | None, list[Problem]]
 
+#: Names of the embedded datasets (``gzsl.data.demo.EMBEDDED_DATASETS``, imported only
+#: when one is asked for).
+EMBEDDED_NAMES = ("demo", "demo-awa2")
+
 
 def load_dataset(name: str, root: str | Path | None = None, *, layout: str | None = None,
                  semantics: str = "att") -> GZSLData:
     """Load a dataset by name from ``root``, checking it; the single entry point.
 
     Args:
-        name: ``"demo"`` (any case) for the embedded synthetic dataset, otherwise the
+        name: ``"demo"`` or ``"demo-awa2"`` (any case) for the embedded synthetic datasets
+            (:data:`gzsl.data.demo.EMBEDDED_DATASETS`), otherwise the
             dataset's name (``"AWA2"``...), used to find ``root/<name>/`` and shown to users.
         root: a folder holding the files, a parent folder holding ``<name>/``, or a
-            ``.npz`` file. Not needed for ``demo``.
+            ``.npz`` file. Not needed for the embedded datasets.
         layout: ``"xlsa17"``, ``"datamat"`` or ``"npz"``; detected from the files if None.
         semantics: ``"att"`` (``att_splits.mat``) or ``"sent"`` (``sent_splits.mat``),
             xlsa17 layout only.
@@ -97,10 +102,10 @@ def read_dataset(name: str | None, root: str | Path | None = None, *,
     unknown option, nothing found under ``root``) still raise :class:`DataError`.
     """
     _check_options(layout, semantics)
-    if name is not None and name.lower() == "demo":
-        from gzsl.data.demo import load_demo
+    if name is not None and name.lower() in EMBEDDED_NAMES:
+        from gzsl.data.demo import load_embedded
 
-        data = load_demo()
+        data = load_embedded(name)
         return data, validate(data)
     location, found_layout = locate(name, root, layout=layout, semantics=semantics)
     if found_layout == "npz":

@@ -18,6 +18,7 @@ import torch
 from torch import Tensor
 
 from gzsl.data.dataset import Task
+from gzsl.data.errors import GZSLError
 from gzsl.evaluation.classifier import SoftmaxClassifier, SoftmaxSettings
 from gzsl.evaluation.metrics import (
     harmonic_mean,
@@ -133,7 +134,8 @@ def evaluate_generator(model: Generator, task: TaskTensors, *, n_synthetic: int,
                        keep: str = "best", gammas: tuple[float, ...] = (0.0,),
                        classifier: str = "softmax", zsl: bool = True,
                        keep_epoch: int | None = None, keep_gamma: float | None = None,
-                       keep_zsl_epoch: int | None = None) -> Evaluation:
+                       keep_zsl_epoch: int | None = None,
+                       seen_features: str = "real") -> Evaluation:
     """Synthesise ``n_synthetic`` features per unseen class and score the final classifiers.
 
     Args:
@@ -148,19 +150,35 @@ def evaluate_generator(model: Generator, task: TaskTensors, *, n_synthetic: int,
             the reference codes do); False: from the GZSL classifier's unseen columns.
         keep_epoch, keep_gamma, keep_zsl_epoch: with ``keep="last"``, the epoch counts and
             gamma chosen earlier (on the validation task); default: the settings' epochs, 0.
+        seen_features: what the GZSL classifier learns the seen classes from: ``"real"``
+            (the task's real training features; the project's protocol) or ``"synthetic"``
+            (``n_synthetic`` synthetic features per seen class, drawn after the unseen
+            ones, as AMAZ Sec. II-E does; no real feature reaches the classifier).
     """
     unseen = task.unseen_classes
     synthetic = model.sample(task.semantics[unseen], n_synthetic, rng=rng)
     synthetic = synthetic.to(task.train_features.device)
     synthetic_labels = unseen.repeat_interleave(n_synthetic)
+    if seen_features == "real":
+        seen_train, seen_labels = task.train_features, task.train_labels
+    elif seen_features == "synthetic":
+        seen_labels = task.seen_classes.repeat_interleave(n_synthetic)
+        seen_train = model.sample(task.semantics[task.seen_classes], n_synthetic, rng=rng)
+        seen_train = seen_train.to(task.train_features.device)
+    else:
+        raise GZSLError(f"seen_features must be 'real' or 'synthetic', got {seen_features!r}")
     weights = None
     if classifier.startswith("weighted-"):
         synthetic_weights = model.instance_weights(synthetic, task.semantics[synthetic_labels])
         if synthetic_weights is not None:
-            real = torch.ones(len(task.train_features), device=synthetic.device)
-            weights = torch.cat([real, synthetic_weights.clamp_min(0)])
-    features = torch.cat([task.train_features, synthetic])
-    labels = torch.cat([task.train_labels, synthetic_labels])
+            if seen_features == "real":
+                seen_weights = torch.ones(len(seen_train), device=synthetic.device)
+            else:
+                seen_weights = model.instance_weights(
+                    seen_train, task.semantics[seen_labels]).clamp_min(0)
+            weights = torch.cat([seen_weights, synthetic_weights.clamp_min(0)])
+    features = torch.cat([seen_train, synthetic])
+    labels = torch.cat([seen_labels, synthetic_labels])
 
     result = Evaluation(n_synthetic=n_synthetic)
     gamma_tensor = torch.tensor(gammas, device=features.device)
@@ -218,7 +236,7 @@ def evaluate_generator(model: Generator, task: TaskTensors, *, n_synthetic: int,
 
         zsl_settings = SoftmaxSettings(settings.lr, settings.beta1, settings.batch_size,
                                        zsl_epochs)
-        synthetic_weights = None if weights is None else weights[len(task.train_features):]
+        synthetic_weights = None if weights is None else weights[len(seen_train):]
         fit_final_classifier(classifier, unseen, synthetic, synthetic_labels, synthetic_weights,
                              zsl_settings, rng, score_zsl)
     if result.zsl:

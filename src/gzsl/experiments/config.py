@@ -39,6 +39,7 @@ SELECTIONS: tuple[str, ...] = ("val", "final", "test-oracle")
 CLASSIFIERS: tuple[str, ...] = ("softmax", "weighted-softmax", "svm", "weighted-svm")
 #: How ``val`` carries the chosen generator checkpoint to the final task.
 TRANSFERS: tuple[str, ...] = ("epoch", "iteration")
+SEEN_FEATURES: tuple[str, ...] = ("real", "synthetic")
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,10 @@ class EvaluationConfig(Settings):
             (``"epoch"``, passes over the training features; the default), or after the
             same number of optimiser steps (``"iteration"``), for methods whose training
             dynamics follow the step count rather than the data seen, such as GANs.
+        seen_features: what the final GZSL classifier learns the seen classes from:
+            ``"real"`` (the seen classes' real training features; SPEC's protocol) or
+            ``"synthetic"`` (``n_synthetic`` synthetic features per seen class, as AMAZ
+            Sec. II-E and some other GZSL papers do).
     """
 
     n_synthetic: Annotated[int, Range(1, 1_000_000, budget=True)] = 300
@@ -87,6 +92,7 @@ class EvaluationConfig(Settings):
     calibrated_stacking: bool = False
     zsl_classifier: bool = True
     transfer: Annotated[str, OneOf(TRANSFERS)] = "epoch"
+    seen_features: Annotated[str, OneOf(SEEN_FEATURES)] = "real"
 
 
 @dataclass(frozen=True)

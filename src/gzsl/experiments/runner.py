@@ -212,7 +212,8 @@ class Experiment:
             phase.model, phase.task, n_synthetic=n_synthetic,
             settings=self.classifier_settings, rng=phase.rng, gammas=self.gammas,
             classifier=self.config.evaluation.classifier,
-            zsl=self.config.evaluation.zsl_classifier, **keep)
+            zsl=self.config.evaluation.zsl_classifier,
+            seen_features=self.config.evaluation.seen_features, **keep)
 
     def record(self, phase: Phase, checkpoint: Checkpoint,
                evaluation: Evaluation | None) -> None:

@@ -212,12 +212,13 @@ class TrainedRun:
         """The run's dataset, reloaded (from ``root`` given to :func:`load_run`, else the
         folder recorded in ``metadata.json``; ``demo`` needs none) and checked to match."""
         if self._data is None:
+            from gzsl.data.demo import embedded_name
             from gzsl.data.loaders import load_dataset
 
             name = self.config.get("dataset") or self.results.get("dataset")
             root = self._root if self._root is not None else self.metadata.get("root")
             data_config = self.config.get("data", {})
-            if root is None and str(name).lower() != "demo":
+            if root is None and embedded_name(str(name)) is None:
                 raise GZSLError(f"run {self.run_dir} does not record where dataset {name!r} "
                                 "came from. Fix: pass the dataset folder (--root DIR, or "
                                 "root= to load_run)")

@@ -76,6 +76,9 @@ LOSS_NAMES = ("critic", "penalty", "adversarial", "attribute", "classification",
 #: What modulates G in training: the task's mean embedding, or each row's own class.
 MODULATION_SCOPES = ("task", "class")
 
+#: What theta_am's meta-update minimises: L_AD (Algorithm 1) or L_AD + L_GC (Sec. II-C).
+MODULATION_OBJECTIVES = ("attribute", "attribute+generator")
+
 
 
 
@@ -130,6 +133,11 @@ class AMAZConfig(Settings):
         modulation_scope: ``"task"`` (Eq. 1 as read here: G is modulated by the mean
             embedding of the task's N classes) or ``"class"`` (each row by its own class's
             embedding, as every class is modulated at synthesis time). Our option.
+        modulation_objective: what the meta-update of theta_am = {AP, AM, AD} (Algorithm 1
+            line 18, Eq. 11) minimises: ``"attribute"`` (L_AD only, as Algorithm 1 writes it;
+            the gradient of L_GC on theta_am is dropped) or ``"attribute+generator"``
+            (L_AD + L_GC: Sec. II-C and Eq. 8 say theta_am minimises L_GC, so L_GC's query
+            gradient also reaches AP, AM and AD). The inner step (line 13) stays L_AD.
         train_noise_std: sigma of the generator noise during training (0.1).
         sample_noise_std: sigma of the generator noise when synthesising (1.0).
         noise_dim: noise dimension; ``None`` uses the semantic dimension.
@@ -175,6 +183,7 @@ class AMAZConfig(Settings):
     auxiliary_pretraining: Annotated[int, NON_NEGATIVE] = 0
     auxiliary_lr: Annotated[float, POSITIVE] = 1e-3
     modulation_scope: Annotated[str, OneOf(MODULATION_SCOPES)] = "task"
+    modulation_objective: Annotated[str, OneOf(MODULATION_OBJECTIVES)] = "attribute"
     train_noise_std: Annotated[float, NON_NEGATIVE] = 0.1
     sample_noise_std: Annotated[float, NON_NEGATIVE] = 1.0
     noise_dim: Annotated[int | None, COUNT] = None
@@ -619,8 +628,10 @@ class AMAZ(Generator):
             for optimizer in optimizers.values():
                 optimizer.zero_grad(set_to_none=True)
             torch.autograd.backward(-result["critic"], inputs=groups["critic"], retain_graph=True)
-            torch.autograd.backward(result["modulation"], inputs=groups["modulation"],
-                                    retain_graph=True)
+            modulation = result["modulation"]
+            if config.modulation_objective == "attribute+generator":
+                modulation = modulation + result["generator"]
+            torch.autograd.backward(modulation, inputs=groups["modulation"], retain_graph=True)
             torch.autograd.backward(result["generator"], inputs=groups["generator"])
             for optimizer in optimizers.values():
                 optimizer.step()

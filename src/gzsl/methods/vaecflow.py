@@ -60,6 +60,7 @@ from gzsl.nn.additive import AdditiveFlow
 LOSS_NAMES: tuple[str, ...] = ("flow_nll", "reconstruction", "unit_variance", "classification",
                                "total")
 CLASSIFICATION_LATENTS: tuple[str, ...] = ("flow", "vae")
+LOSS_WEIGHTINGS: tuple[str, ...] = ("paper", "authors")
 _HALF_LOG_TWO_PI = 0.5 * math.log(2 * math.pi)
 
 
@@ -95,6 +96,10 @@ class VAECFlowConfig(Settings):
             paper); the synthesis side of ``zero_dequantisation``.
         initialisation_size: images in the batch that initialises every ActNorm (ours: a
             larger batch than the 64 the authors' first batch had, for steadier statistics).
+        loss_weighting: ``"paper"`` (Eq. 10's plain sum of per-image terms times the four
+            weights above) or ``"authors"`` (the authors' code's scale, see
+            :func:`loss_weights`: the flow and classification weights are further multiplied
+            by ``1 / (batch_size ln 2)`` and ``0.01 / batch_size``).
     """
 
     iterations: Annotated[int, Range(1, 10_000_000, budget=True)] = 5000
@@ -114,6 +119,7 @@ class VAECFlowConfig(Settings):
     zero_dequantisation: Annotated[float, NON_NEGATIVE] = 0.0
     rectify: bool = False
     initialisation_size: Annotated[int, COUNT] = 1024
+    loss_weighting: Annotated[str, OneOf(LOSS_WEIGHTINGS)] = "paper"
 
 
 
@@ -171,6 +177,26 @@ def gaussian_log_density(z: Tensor, mean: Tensor, log_sigma: Tensor) -> Tensor:
     return (-0.5 * standardised ** 2 - log_sigma - _HALF_LOG_TWO_PI).sum(dim=1)
 
 
+def loss_weights(config: VAECFlowConfig) -> dict[str, float]:
+    """The weights of ``L_flow``, ``L_rec``, ``L_reg^flow`` and ``L_cls`` in the total loss.
+
+    ``"paper"``: the configured weights as they are. ``"authors"``: the authors' code sums
+    the NLL in bits per image (``nats / ln 2``; their ``pixels`` is ``H * W = 1`` for a
+    feature vector) averaged over the batch, L1 and KL summed over batch *and* dimensions,
+    and the cross-entropy times 0.01. Divided by the batch size ``B`` to our per-image
+    means, the flow weight is ``1 / (B ln 2)`` (0.0225 at ``B = 64``) and the classification
+    weight ``0.01 / B`` (1.6e-4), while reconstruction and variance keep weight 1; these
+    factors multiply the configured weights.
+    """
+    weights = {"flow_nll": config.flow_weight, "reconstruction": config.reconstruction_weight,
+               "unit_variance": config.variance_weight,
+               "classification": config.classification_weight}
+    if config.loss_weighting == "authors":
+        weights["flow_nll"] *= 1.0 / (config.batch_size * math.log(2))
+        weights["classification"] *= 0.01 / config.batch_size
+    return weights
+
+
 def vaecflow_losses(flow: AdditiveFlow, vae: SemanticVAE, classifier: nn.Linear,
                     features: Tensor, semantics: Tensor, targets: Tensor,
                     config: VAECFlowConfig, rng: torch.Generator | None) -> dict[str, Tensor]:
@@ -189,9 +215,10 @@ def vaecflow_losses(flow: AdditiveFlow, vae: SemanticVAE, classifier: nn.Linear,
     unit_variance = ((2 * log_sigma).exp() - 2 * log_sigma - 1).sum(dim=1).mean()
     classified = latent if config.classification_latent == "flow" else vae_latent
     classification = F.cross_entropy(classifier(classified), targets)
-    total = (config.flow_weight * flow_nll + config.reconstruction_weight * reconstruction
-             + config.variance_weight * unit_variance
-             + config.classification_weight * classification)
+    weights = loss_weights(config)
+    total = (weights["flow_nll"] * flow_nll + weights["reconstruction"] * reconstruction
+             + weights["unit_variance"] * unit_variance
+             + weights["classification"] * classification)
     return {"flow_nll": flow_nll, "reconstruction": reconstruction,
             "unit_variance": unit_variance, "classification": classification, "total": total}
 
