@@ -11,6 +11,7 @@ from conftest import invoke_cli, run_main
 
 import gzsl
 from gzsl import cli
+from gzsl.data.errors import GZSLError
 
 
 def _help_imports_torch(*args: str) -> bool:
@@ -82,3 +83,12 @@ def test_warnings_of_gzsl_are_note_lines_and_others_stay_python_warnings(capsys,
     monkeypatch.setattr(cli, "_show_warning", lambda *args: shown.append(args))
     cli._note(UserWarning("from elsewhere"), UserWarning, "/usr/lib/other.py", 7)
     assert capsys.readouterr().err == "" and shown[0][2:4] == ("/usr/lib/other.py", 7)
+
+
+def test_embedded_datasets_need_no_root_and_near_misses_are_named():
+    from gzsl.cli.run import _check_dataset
+
+    _check_dataset("demo-awa2", None)
+    _check_dataset("DEMO", None)
+    with pytest.raises(GZSLError, match="Did you mean 'demo-awa2'"):
+        _check_dataset("demo-awa", None)

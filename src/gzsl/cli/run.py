@@ -97,8 +97,11 @@ KNOWN_DATASETS = ("demo", "demo-awa2", "AWA1", "AWA2", "APY", "CUB", "SUN", "FLO
 
 
 def _check_dataset(dataset: str, root: Path | None) -> None:
-    """A dataset other than demo needs --root; a near-miss of a known name is named."""
-    if root is None and dataset.lower() != "demo":
+    """A dataset not embedded (demo, demo-awa2) needs --root; a near-miss of a known name
+    is named."""
+    from gzsl.data.demo import embedded_name
+
+    if root is None and embedded_name(dataset) is None:
         hint = did_you_mean(dataset, KNOWN_DATASETS)
         if hint:
             raise GZSLError(f"dataset {dataset!r} is not built in and no --root was given."
