@@ -8,13 +8,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 pytest.importorskip("transformers", reason="the vision extra (gzsl[vision]) is not installed")
 
-SHAPES = ("circle", "square", "triangle")
-COLOURS = {"red": (220, 40, 40), "green": (40, 180, 60), "blue": (40, 70, 220)}
+from gzsl.features.shapes import draw  # noqa: E402  (after the skip)
 
 
 def save_tiny_resnet(folder: Path, seed: int = 0) -> Path:
@@ -81,29 +79,6 @@ def save_tiny_sentence_model(folder: Path, seed: int = 0) -> Path:
     pooling = Pooling(word.get_embedding_dimension(), pooling_mode="mean")
     SentenceTransformer(modules=[word, pooling]).save(str(folder / "model"))
     return folder / "model"
-
-
-def draw(shape: str, colour: str, size: int = 64, seed: int = 0) -> object:
-    """A SYNTHETIC image: one filled ``shape`` in ``colour`` on a light background, with
-    position, size and background jittered by ``seed``."""
-    from PIL import Image, ImageDraw
-
-    rng = np.random.default_rng(seed)
-    background = tuple(int(v) for v in rng.integers(200, 256, size=3))
-    image = Image.new("RGB", (size, size), background)
-    pen = ImageDraw.Draw(image)
-    radius = size * rng.uniform(0.22, 0.35)
-    cx, cy = size / 2 + rng.uniform(-0.1, 0.1) * size, size / 2 + rng.uniform(-0.1, 0.1) * size
-    fill = tuple(int(np.clip(v + rng.integers(-20, 21), 0, 255)) for v in COLOURS[colour])
-    box = (cx - radius, cy - radius, cx + radius, cy + radius)
-    if shape == "circle":
-        pen.ellipse(box, fill=fill)
-    elif shape == "square":
-        pen.rectangle(box, fill=fill)
-    else:
-        pen.polygon([(cx, cy - radius), (cx - radius, cy + radius), (cx + radius, cy + radius)],
-                    fill=fill)
-    return image
 
 
 def write_shapes_folder(root: Path, classes: list[tuple[str, str]], per_class: int,
