@@ -7,10 +7,10 @@ import sys
 import types
 from pathlib import Path
 
-import h5py
 import numpy as np
 import pytest
 import scipy.io
+from tiny_files import write_v73
 
 from gzsl.data import DataError, GZSLData
 from gzsl.data.io import save_npz
@@ -349,28 +349,7 @@ def test_read_dataset_returns_problems_instead_of_raising(tmp_path, xlsa17_dir, 
 # --- v7.3 (HDF5) files ----------------------------------------------------------------
 
 def _write_v73(path: Path, variables: dict) -> None:
-    """A MATLAB v7.3 file as MATLAB writes it: HDF5 with a 512-byte header, arrays
-    transposed, strings as uint16 chars, cell arrays as references into #refs#."""
-    with h5py.File(path, "w", userblock_size=512) as handle:
-        refs = handle.create_group("#refs#")
-        for key, value in variables.items():
-            if isinstance(value, list):
-                references = []
-                for i, text in enumerate(value):
-                    chars = refs.create_dataset(f"{key}_{i}", data=np.array(
-                        [[ord(c)] for c in text], dtype=np.uint16))
-                    chars.attrs["MATLAB_class"] = np.bytes_("char")
-                    references.append(chars.ref)
-                node = handle.create_dataset(key, data=np.array([references],
-                                                                dtype=h5py.ref_dtype))
-                node.attrs["MATLAB_class"] = np.bytes_("cell")
-            else:
-                array = np.asarray(value)
-                node = handle.create_dataset(key, data=array.T)
-                node.attrs["MATLAB_class"] = np.bytes_(
-                    "double" if array.dtype == np.float64 else str(array.dtype))
-    with open(path, "r+b") as raw:
-        raw.write(b"MATLAB 7.3 MAT-file, Platform: GLNXA64, Created on: test HDF5 schema 1.00 .")
+    write_v73(path, variables, keep_dtype=True)
 
 
 def test_v73_files_load_like_v5_files(tmp_path, xlsa17_dir, awa2_features, awa2):

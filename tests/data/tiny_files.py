@@ -57,9 +57,11 @@ def write_xlsa17_v5(directory: Path, *, compressed: bool = False) -> Path:
     return directory
 
 
-def write_v73(path: Path, variables: dict) -> None:
+def write_v73(path: Path, variables: dict, keep_dtype: bool = False) -> None:
     """What MATLAB's save -v7.3 writes: HDF5 after a 512-byte text header, arrays
-    transposed, cell arrays of strings as references to uint16 char arrays in #refs#."""
+    transposed, cell arrays of strings as references to uint16 char arrays in #refs#.
+    Numeric arrays become doubles, or keep their dtype (named as MATLAB class) with
+    ``keep_dtype``."""
     with h5py.File(path, "w", userblock_size=512) as handle:
         refs = handle.create_group("#refs#")
         for key, value in variables.items():
@@ -74,8 +76,10 @@ def write_v73(path: Path, variables: dict) -> None:
                                                                 dtype=h5py.ref_dtype))
                 node.attrs["MATLAB_class"] = np.bytes_("cell")
             else:
-                node = handle.create_dataset(key, data=np.asarray(value, np.float64).T)
-                node.attrs["MATLAB_class"] = np.bytes_("double")
+                array = np.asarray(value) if keep_dtype else np.asarray(value, np.float64)
+                node = handle.create_dataset(key, data=array.T)
+                node.attrs["MATLAB_class"] = np.bytes_(
+                    "double" if array.dtype == np.float64 else str(array.dtype))
     with open(path, "r+b") as raw:
         raw.write(b"MATLAB 7.3 MAT-file, Platform: GLNXA64, Created on: test HDF5 schema 1.00 .")
 

@@ -138,9 +138,7 @@ class RunDir:
         ``resume``) or a non-empty folder that is not a run. With ``overwrite``, the old
         run's files are removed once the lock is held; other files are left alone.
         """
-        if self.path.exists() and not self.path.is_dir():
-            raise GZSLError(f"{self.path} is a file, not a folder. Fix: give --out a folder "
-                            "path (new or empty)")
+        self._check_not_a_file()
         try:
             self.path.mkdir(parents=True, exist_ok=True)
         except OSError as error:
@@ -155,12 +153,15 @@ class RunDir:
     def check(self, *, overwrite: bool = False, resume: bool = False) -> None:
         """Raise the error :meth:`claim` would raise for the folder as it is now, without
         creating or locking anything (to refuse before slow work such as loading data)."""
-        if self.path.exists() and not self.path.is_dir():
-            raise GZSLError(f"{self.path} is a file, not a folder. Fix: give --out a folder "
-                            "path (new or empty)")
+        self._check_not_a_file()
         refusal = self._refusal(overwrite=overwrite, resume=resume)
         if refusal is not None:
             raise refusal
+
+    def _check_not_a_file(self) -> None:
+        if self.path.exists() and not self.path.is_dir():
+            raise GZSLError(f"{self.path} is a file, not a folder. Fix: give --out a folder "
+                            "path (new or empty)")
 
     def _check_claim(self, *, overwrite: bool, resume: bool) -> None:
         refusal = self._refusal(overwrite=overwrite, resume=resume)
