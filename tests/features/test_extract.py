@@ -187,3 +187,19 @@ def test_provenance_is_json_and_names_the_transform(tmp_path, backbone):
         provenance = json.loads(str(stored["source"]))
     assert provenance["backbone"]["transform"] == SMALL.describe()
     assert provenance["kind"] == "features" and provenance["images"] == 1
+
+
+def test_damaged_features_and_semantics_files_are_one_clear_error(tmp_path):
+    """A zip that is not one (BadZipFile, which escaped the old except clause) or a
+    truncated archive is a GZSLError naming the file and what to pass instead."""
+    from gzsl.data.errors import GZSLError
+    from gzsl.features.extract import read_features_file
+    from gzsl.features.semantics import read_semantics_file
+
+    for content in (b"PK\x03\x04broken", b"\x93NUMPY\x01\x00junk"):
+        damaged = tmp_path / "damaged.npz"
+        damaged.write_bytes(content)
+        for read, what in ((read_features_file, "features file"),
+                           (read_semantics_file, "class semantics file")):
+            with pytest.raises(GZSLError, match=f"cannot read .*damaged.npz as a .npz {what}"):
+                read(damaged)

@@ -25,7 +25,7 @@ import numpy as np
 import scipy.io
 
 from gzsl.data.dataset import GZSLData
-from gzsl.data.errors import DataError
+from gzsl.data.errors import DataError, GZSLError
 from gzsl.utils import atomic_write
 
 #: Keys of the ``.npz`` layout, in the order they are written.
@@ -71,6 +71,19 @@ def check_readable(path: str | Path) -> None:
         raise DataError(f"{path.name} is empty (0 bytes)", file=str(path),
                         fix="the file was not written completely: re-download, re-copy or "
                         "re-save it")
+
+
+def read_npz_fields(path: str | Path, what: str, fix: str) -> dict[str, Any]:
+    """Every field of the ``.npz`` file ``path`` (a ``what``, e.g. "features file"), read
+    without pickles; any failure to parse it is one :class:`GZSLError` ending in ``fix``."""
+    path = Path(path)
+    check_readable(path)
+    try:
+        with np.load(path, allow_pickle=False) as stored:
+            return {k: stored[k] for k in stored.files}
+    except Exception as error:  # any parser failure on these bytes (BadZipFile, zlib...)
+        raise GZSLError(f"cannot read {path} as a .npz {what} ({summarize(error)}). "
+                        f"Fix: {fix}") from error
 
 
 def is_mat_v73(path: str | Path) -> bool:

@@ -389,16 +389,10 @@ class FeaturesFile:
 
 def read_features_file(path: str | Path) -> FeaturesFile:
     """Read a features file (``gzsl features extract``'s output), checking its keys."""
-    from gzsl.data.io import check_readable
+    from gzsl.data.io import read_npz_fields
 
     path = Path(path)
-    check_readable(path)
-    try:
-        with np.load(path, allow_pickle=False) as stored:
-            fields = {k: stored[k] for k in stored.files}
-    except (OSError, ValueError, EOFError) as error:
-        raise GZSLError(f"cannot read {path} as a .npz features file ({summarize(error)}). "
-                        "Fix: pass the file gzsl features extract wrote") from error
+    fields = read_npz_fields(path, "features file", "pass the file gzsl features extract wrote")
     missing = [k for k in ("features", "labels", "class_names") if k not in fields]
     if missing:
         raise GZSLError(f"{path} is not a features file: it lacks {', '.join(missing)}. Fix: "

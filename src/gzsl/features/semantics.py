@@ -292,17 +292,11 @@ def from_texts(texts: dict[str, list[str]], encoder: TextEncoder, *, method: str
 
 def read_semantics_file(path: str | Path) -> ClassSemantics:
     """A class semantics ``.npz`` (``gzsl features classes``' output), checked."""
-    from gzsl.data.io import check_readable
+    from gzsl.data.io import read_npz_fields
 
     path = Path(path)
-    check_readable(path)
-    try:
-        with np.load(path, allow_pickle=False) as stored:
-            fields = {k: stored[k] for k in stored.files}
-    except (OSError, ValueError, EOFError) as error:
-        raise GZSLError(f"cannot read {path} as a .npz class semantics file "
-                        f"({summarize(error)}). Fix: pass the file gzsl features classes "
-                        "wrote") from error
+    fields = read_npz_fields(path, "class semantics file",
+                             "pass the file gzsl features classes wrote")
     if "semantics" not in fields or "class_names" not in fields:
         raise GZSLError(f"{path} is not a class semantics file: it needs 'semantics' and "
                         "'class_names'. Fix: pass the file gzsl features classes wrote")
