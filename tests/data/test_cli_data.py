@@ -78,6 +78,15 @@ def test_check_demo_shows_synthetic_flag():
     assert "YES" in result.output and "dataset demo" in result.output
 
 
+def test_check_demo_awa2_needs_no_files_even_beside_a_folder_of_that_name(
+        tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "other").mkdir()
+    by_option = runner.invoke(app, ["check", "other", "--dataset", "DEMO-AWA2"])
+    assert by_option.exit_code == 0, by_option.output
+    assert "dataset demo-awa2" in by_option.output and "YES" in by_option.output
+
+
 def test_check_missing_path_is_a_user_error(tmp_path: Path):
     result = runner.invoke(app, ["check", str(tmp_path / "absent")])
     assert isinstance(result.exception, DataError)

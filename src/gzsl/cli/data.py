@@ -12,7 +12,7 @@ from rich.table import Table
 from gzsl.data.dataset import GZSLData
 from gzsl.data.errors import DataError, GZSLError
 from gzsl.data.io import save_npz
-from gzsl.data.loaders import LAYOUTS, SEMANTICS, read_dataset
+from gzsl.data.loaders import EMBEDDED_NAMES, LAYOUTS, SEMANTICS, read_dataset
 from gzsl.data.validation import Problem, raise_if_problems
 
 app = typer.Typer(
@@ -26,9 +26,11 @@ app = typer.Typer(
 
 PathArgument = Annotated[str, typer.Argument(
     help="Folder holding the files (res101.mat + att_splits.mat, or data.mat + label.mat), "
-    "a parent folder holding DATASET/, a .npz file, or 'demo'.", show_default=False)]
+    "a parent folder holding DATASET/, a .npz file, or an embedded dataset: "
+    f"{' or '.join(repr(name) for name in EMBEDDED_NAMES)}.", show_default=False)]
 DatasetOption = Annotated[str | None, typer.Option(
-    "--dataset", help="Dataset name (AWA1, AWA2, APY, CUB, SUN, FLO, demo or your own); "
+    "--dataset", help="Dataset name (AWA1, AWA2, APY, CUB, SUN, FLO, demo, demo-awa2 or your "
+    "own); "
     "default: the name of PATH.")]
 LayoutOption = Annotated[str | None, typer.Option(
     "--layout", help=f"One of {', '.join(LAYOUTS)}; default: detected from the files.")]
@@ -42,10 +44,11 @@ def _console() -> Console:
 
 
 def _name_and_root(path: str, dataset: str | None) -> tuple[str | None, str | None]:
-    """``check demo`` needs no files; otherwise the name defaults to PATH's own name."""
-    if dataset is not None and dataset.lower() == "demo":
+    """An embedded dataset (``check demo``, ``check demo-awa2``) needs no files; otherwise
+    the name defaults to PATH's own name."""
+    if dataset is not None and dataset.lower() in EMBEDDED_NAMES:
         return dataset, None
-    if not Path(path).exists() and path.lower() == "demo":
+    if not Path(path).exists() and path.lower() in EMBEDDED_NAMES:
         return path, None
     location = Path(path)
     if dataset is None and location.suffix.lower() == ".npz":
@@ -115,7 +118,7 @@ def check(
     2 when a file cannot be read at all (empty, truncated, corrupt, not readable).
 
     Examples: gzsl data check ~/data/AWA2 ; gzsl data check ~/data --dataset CUB
-    --semantics sent ; gzsl data check mine.npz ; gzsl data check demo
+    --semantics sent ; gzsl data check mine.npz ; gzsl data check demo-awa2
     """
     _check_option(layout, LAYOUTS, "--layout")
     _check_option(semantics, SEMANTICS, "--semantics")
