@@ -201,6 +201,15 @@ def test_run_directory_contents(tiny_dataset, tmp_path):
     assert isinstance(reloaded, GaussianBaseline)
 
 
+def test_results_record_what_the_classifier_learnt_seen_classes_from(tiny_dataset, tmp_path):
+    real = _run(tiny_dataset, "final", method="gaussian")
+    synthetic = _run(tiny_dataset, "final", "evaluation.seen_features=synthetic",
+                     method="gaussian", out=tmp_path / "run")
+    assert (real.seen_features, synthetic.seen_features) == ("real", "synthetic")
+    saved = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert saved["seen_features"] == "synthetic"
+
+
 def test_calibrated_stacking_recorded_and_rejected_without_selection(tiny_dataset, tmp_path):
     result = _run(tiny_dataset, "val", "evaluation.calibrated_stacking=true", method="gaussian")
     assert "gamma" in result.chosen

@@ -66,6 +66,9 @@ class RunResult:
 
     U, S, H and T1 are percentages. ``chosen`` records what the selection protocol chose
     (generator epoch, synthetic count, classifier epochs, stacking constant).
+    ``seen_features`` says what the final GZSL classifier learnt the seen classes from
+    (``"real"`` features, or ``"synthetic"`` ones as some papers do), since that changes
+    S, U and H.
     """
 
     method: str
@@ -78,6 +81,7 @@ class RunResult:
     T1: float
     synthetic_data: bool
     chosen: dict[str, Any] = field(default_factory=dict)
+    seen_features: str = "real"
     per_class: dict[str, dict[str, float]] = field(default_factory=dict)
     published: dict[str, Any] = field(default_factory=dict)
     preprocessing: dict[str, Any] = field(default_factory=dict)
@@ -292,6 +296,7 @@ class Experiment:
             seed=self.config.seed, U=round(100 * kept.U, 4), S=round(100 * kept.S, 4),
             H=round(100 * kept.H, 4), T1=round(100 * selected.T1, 4),
             synthetic_data=self.data.synthetic, chosen=selected.chosen,
+            seen_features=self.config.evaluation.seen_features,
             per_class={"seen": evaluation.per_class_seen, "unseen": evaluation.per_class_unseen},
             published=self.config.published, preprocessing=self.preprocessor.describe(),
             device=str(self.device), seconds=round(self._seconds(), 2))
