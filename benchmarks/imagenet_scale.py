@@ -26,6 +26,10 @@ Features are random (timing only; SYNTHETIC). Run with one thread on a shared ma
     OMP_NUM_THREADS=1 python benchmarks/imagenet_scale.py --device cpu
     python benchmarks/imagenet_scale.py --device cuda --steps 200 --fit-steps 200 \\
         --prep-rows 1281167 --eval-rows 65536          # on a GPU (see README.md)
+
+``--full OUT`` instead runs the whole budget end to end through
+:func:`~gzsl.experiments.streamed.run_large` (150K generator iterations, 30 classifier
+epochs: a GPU job) on a generated ImageNet-shaped task and writes a run folder per split.
 """
 
 from __future__ import annotations
@@ -45,7 +49,12 @@ import torch
 
 from gzsl.data.preprocessing import Preprocessor
 from gzsl.evaluation.classifier import SoftmaxClassifier, SoftmaxSettings
-from gzsl.evaluation.streamed import SyntheticBlocks, TrainingStream, sample_per_class
+from gzsl.evaluation.streamed import (
+    StreamSettings,
+    SyntheticBlocks,
+    TrainingStream,
+    sample_per_class,
+)
 from gzsl.experiments.runner import make_generator, resolve_device
 from gzsl.methods.base import CheckpointSchedule, SeenData
 from gzsl.methods.rows import DeviceRows
@@ -177,6 +186,47 @@ def extrapolate(out: dict[str, Any], n_unseen: int, args: argparse.Namespace
     return {key: round(value, 2) for key, value in hours.items()}
 
 
+def full_run(n_unseen: int, args: argparse.Namespace) -> dict[str, Any]:
+    """The whole paper budget through :func:`~gzsl.experiments.streamed.run_large` on a
+    generated ImageNet-shaped :class:`~gzsl.data.sources.LargeTask` (SYNTHETIC)."""
+    from gzsl.data.sources import LargeTask
+    from gzsl.experiments import progress
+    from gzsl.experiments.config import resolve
+    from gzsl.experiments.streamed import run_large
+
+    n_classes, dim = N_SEEN + n_unseen, args.dim
+    generator = np.random.default_rng(0)
+    train_labels = np.repeat(np.arange(N_SEEN), -(-args.train_images // N_SEEN))
+    train_labels = train_labels[:args.train_images]
+    test_seen_labels = np.repeat(np.arange(N_SEEN), 50)
+    test_unseen_labels = np.repeat(np.arange(N_SEEN, n_classes), args.test_per_class)
+    task = LargeTask(
+        name=f"generated-imagenet-{n_unseen}", train=GeneratedRows(len(train_labels), dim),
+        train_labels=train_labels, test_seen=GeneratedRows(len(test_seen_labels), dim),
+        test_seen_labels=test_seen_labels,
+        test_unseen=GeneratedRows(len(test_unseen_labels), dim),
+        test_unseen_labels=test_unseen_labels,
+        semantics=generator.random((n_classes, SEMANTIC_DIM), np.float32),
+        seen_classes=np.arange(N_SEEN), unseen_classes=np.arange(N_SEEN, n_classes),
+        class_names=tuple(f"class_{c}" for c in range(n_classes)), synthetic=True,
+        source={"layout": "generated on the fly by benchmarks/imagenet_scale.py (SYNTHETIC)"})
+    config = resolve("vaecflow", task.name, selection="final", device=args.device, values={
+        "method.iterations": args.generator_iterations, "method.batch_size": 256,
+        "evaluation.n_synthetic": args.n_synthetic,
+        "evaluation.classifier_epochs": args.classifier_epochs,
+        "evaluation.checkpoint_every": max(1, args.generator_iterations // 30)})
+    start = time.perf_counter()
+    with progress.reporting(progress.ProgressReporter(every_seconds=300)):
+        result, _, _ = run_large(config, task, out=f"{args.full}/{task.name}", overwrite=True,
+                                 stream=StreamSettings(block_rows=args.block_rows))
+    out = {"unseen_classes": n_unseen, "wall_seconds": round(time.perf_counter() - start, 1),
+           "peak_rss_gib": round(peak_rss_gib(), 3), "run_dir": result.run_dir,
+           "H": result.H, "T1": result.T1}
+    if torch.cuda.is_available():
+        out["gpu_peak_allocated_gib"] = round(torch.cuda.max_memory_allocated() / 2**30, 3)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--unseen", nargs="+", default=list(SPLITS),
@@ -191,18 +241,23 @@ def main() -> None:
     parser.add_argument("--prep-rows", type=int, default=32768)
     parser.add_argument("--eval-rows", type=int, default=2048)
     parser.add_argument("--classifier-epochs", type=int, default=30)
+    parser.add_argument("--full", metavar="OUT",
+                        help="run the whole budget end to end (run_large), run folders in OUT")
+    parser.add_argument("--generator-iterations", type=int, default=150_000)
+    parser.add_argument("--train-images", type=int, default=TRAIN_IMAGES)
+    parser.add_argument("--test-per-class", type=int, default=20,
+                        help="generated test images per unseen class (--full)")
     parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child is not None:
-        print(json.dumps(measure(args.child, args)))
+        print(json.dumps(full_run(args.child, args) if args.full else measure(args.child, args)))
         return
     results = []
     load = os.getloadavg()
     for name in args.unseen:
         n_unseen = SPLITS.get(name.upper()) or int(name)
-        argv = [arg for arg in sys.argv[1:]]
-        command = [sys.executable, __file__, *argv, "--child", str(n_unseen)]
-        done = subprocess.run(command, check=True, capture_output=True, text=True)
+        command = [sys.executable, __file__, *sys.argv[1:], "--child", str(n_unseen)]
+        done = subprocess.run(command, check=True, stdout=subprocess.PIPE, text=True)
         results.append(json.loads(done.stdout.strip().splitlines()[-1]))
         print(json.dumps(results[-1]), file=sys.stderr, flush=True)
     print(json.dumps({"load_average_before": load, "load_average_after": os.getloadavg(),

@@ -102,7 +102,7 @@ def test_sample_per_class_keeps_that_many_random_rows_of_each_class():
                                   np.arange(10))
 
 
-def _streamed(model, task, large, prep, rng, **stream):
+def _streamed(model, task, large, prep, rng, say=None, **stream):
     device = torch.device("cpu")
     return evaluate_streamed(
         model, train=large.train, train_labels=large.train_labels, test_seen=large.test_seen,
@@ -112,7 +112,7 @@ def _streamed(model, task, large, prep, rng, **stream):
             large.seen_classes), unseen_classes=torch.as_tensor(large.unseen_classes),
         class_names=large.class_names, n_synthetic=20, settings=SETTINGS, rng=rng,
         device=device, transform=prep.transform, zsl=stream.pop("zsl", True),
-        stream=StreamSettings(**stream))
+        stream=StreamSettings(**stream), say=say)
 
 
 @pytest.mark.parametrize("zsl", [True, False])
@@ -153,6 +153,17 @@ def test_streamed_blocks_regenerated_equal_the_materialised_in_memory_mode():
     labels = torch.as_tensor(large.test_unseen_labels)
     accuracy = per_class_accuracy(predictions, labels, torch.as_tensor(large.unseen_classes))
     assert runs[0].kept.U == pytest.approx(float(accuracy.mean()), abs=0)
+
+
+def test_streamed_classifier_writes_progress_lines_for_its_long_phases():
+    in_memory, _, _, prep, _ = fitted_pair(False)
+    _, task, large = large_task()
+    lines = []
+    _streamed(in_memory, task, large, prep, torch.Generator().manual_seed(9), say=lines.append,
+              progress_seconds=0, eval_rows=16)
+    text = "\n".join(lines)
+    assert "classifier: epoch 3/3" in text and "rows trained" in text
+    assert "scoring test_unseen, 16/" in text and "scoring test_unseen (ZSL)" in text
 
 
 def test_synthetic_blocks_hold_whole_classes_and_regenerate_identically():

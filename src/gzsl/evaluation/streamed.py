@@ -30,6 +30,7 @@ first made (the in-memory mode: same draws, same numbers, memory grows with the 
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -176,9 +177,9 @@ class TrainingStream:
         self.seen_rows = seen_rows if seen is not None else np.zeros(0, dtype=np.int64)
         self.seen_labels = seen_labels
         self.batch_size, self.rng, self.device = batch_size, rng, device
-        self.say, self.progress_seconds, self.total_epochs = say, progress_seconds, total_epochs
+        self.total_epochs = total_epochs
+        self.lines = _Lines(say, progress_seconds)
         self.rows_trained = 0
-        self._last_line = _now()
 
     @property
     def rows_per_epoch(self) -> int:
@@ -225,12 +226,24 @@ class TrainingStream:
             yield features, targets, None
 
     def _report(self, epoch: int) -> None:
-        if self.say is None or _now() - self._last_line < self.progress_seconds:
-            return
-        self._last_line = _now()
-        done = self.rows_trained / max(1, self.rows_per_epoch * self.total_epochs)
-        self.say(f"classifier: epoch {epoch}/{self.total_epochs}, {self.rows_trained:,} rows "
-                 f"trained ({100 * done:.0f}%)")
+        def line() -> str:
+            done = self.rows_trained / max(1, self.rows_per_epoch * self.total_epochs)
+            return (f"classifier: epoch {epoch}/{self.total_epochs}, {self.rows_trained:,} "
+                    f"rows trained ({100 * done:.0f}%)")
+
+        self.lines.maybe(line)
+
+
+class _Lines:
+    """Writes a progress line through ``say`` when ``seconds`` have passed since the last."""
+
+    def __init__(self, say: Say | None, seconds: float) -> None:
+        self.say, self.seconds, self.last = say, seconds, time.monotonic()
+
+    def maybe(self, line: Callable[[], str]) -> None:
+        if self.say is not None and time.monotonic() - self.last >= self.seconds:
+            self.last = time.monotonic()
+            self.say(line())
 
 
 @dataclass
@@ -257,10 +270,13 @@ def _counts(n_classes: int, device: torch.device) -> _Counts:
                    torch.zeros(n_classes, dtype=torch.float64, device=device))
 
 
-def _batches(source: DeviceRows, labels: np.ndarray, rows: int,
-             device: torch.device) -> Iterator[tuple[Tensor, Tensor]]:
+def _batches(source: DeviceRows, labels: np.ndarray, rows: int, device: torch.device,
+             lines: _Lines, what: str) -> Iterator[tuple[Tensor, Tensor]]:
+    """``(features, labels)`` of ``source`` in order, ``rows`` at a time."""
     for start in range(0, len(source), rows):
         stop = min(start + rows, len(source))
+        lines.maybe(lambda done=start: f"classifier: scoring {what}, "
+                                       f"{done:,}/{len(source):,} rows")
         yield source[slice(start, stop)], torch.as_tensor(labels[start:stop], device=device)
 
 
@@ -310,6 +326,7 @@ def evaluate_streamed(model: Generator, *, train: FeatureSource, train_labels: n
     tests = {"test_seen": (DeviceRows(test_seen, device, transform), test_seen_labels),
              "test_unseen": (DeviceRows(test_unseen, device, transform), test_unseen_labels)}
     kept: dict[str, _Counts] = {}
+    lines = _Lines(say, stream.progress_seconds)
 
     def score(epoch: int, classifier: SoftmaxClassifier) -> None:
         if not (stream.score_every_epoch or epoch == epochs):
@@ -321,7 +338,8 @@ def evaluate_streamed(model: Generator, *, train: FeatureSource, train_labels: n
         restricted = _counts(n_classes, device)
         predicted: dict[str, list[Tensor]] = {part: [] for part in tests}
         for part, (rows, labels) in tests.items():
-            for features, batch_labels in _batches(rows, labels, stream.eval_rows, device):
+            for features, batch_labels in _batches(rows, labels, stream.eval_rows, device,
+                                                   lines, part):
                 predictions = _stacked_predictions(classifier, features, no_gamma,
                                                    seen_columns)[0]
                 counts[part].add(predictions, batch_labels)
@@ -364,7 +382,8 @@ def evaluate_streamed(model: Generator, *, train: FeatureSource, train_labels: n
                 return
             counts = _counts(n_classes, device)
             rows, labels = tests["test_unseen"]
-            for features, batch_labels in _batches(rows, labels, stream.eval_rows, device):
+            for features, batch_labels in _batches(rows, labels, stream.eval_rows, device,
+                                                   lines, "test_unseen (ZSL)"):
                 counts.add(classifier.predict(features), batch_labels)
             result.zsl.append(mean_over_classes(counts.accuracy(unseen)))
 
@@ -374,8 +393,3 @@ def evaluate_streamed(model: Generator, *, train: FeatureSource, train_labels: n
     result.zsl_epoch = len(result.zsl)
     return result
 
-
-def _now() -> float:
-    import time
-
-    return time.monotonic()
