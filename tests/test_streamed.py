@@ -22,6 +22,7 @@ from gzsl.evaluation.streamed import (
     evaluate_streamed,
     sample_per_class,
 )
+from gzsl.experiments.compare import compare_runs, find_results, read_run
 from gzsl.experiments.config import resolve
 from gzsl.experiments.rundir import RunDir
 from gzsl.experiments.runner import run_experiment
@@ -201,6 +202,9 @@ def test_run_large_writes_the_same_results_as_the_in_memory_run(tmp_path):
     assert json.loads(run.file("metadata.json").read_text())["streamed"]["seen_per_class"] \
         is None
     assert run.file("checkpoints.csv").read_text().count("\n") == 4  # header + 5, 10, 12
+    groups = compare_runs(read_run(path) for path in find_results([tmp_path]))
+    assert sum(len(group.runs) for group in groups) == 2  # gzsl compare reads both
+    assert all(group.mean["H"] == pytest.approx(expected.H) for group in groups)
 
 
 def test_run_large_refuses_what_it_cannot_stream():
