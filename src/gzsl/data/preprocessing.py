@@ -14,6 +14,8 @@ from typing import Literal
 import numpy as np
 
 from gzsl.data.dataset import Task
+from gzsl.data.errors import DataError
+from gzsl.data.sources import FeatureSource
 
 Scaling = Literal["minmax", "none"]
 
@@ -32,12 +34,32 @@ class Preprocessor:
 
     def fit(self, train_features: np.ndarray) -> Preprocessor:
         """Learn per-dimension minimum and range from training features only."""
+        return self._set_statistics(train_features.min(axis=0), train_features.max(axis=0))
+
+    def _set_statistics(self, minimum: np.ndarray, maximum: np.ndarray) -> Preprocessor:
         if self.scaling not in ("minmax", "none"):
             raise ValueError(f"unknown scaling {self.scaling!r}; expected 'minmax' or 'none'")
-        self.minimum_ = train_features.min(axis=0).astype(np.float32)
-        span = train_features.max(axis=0).astype(np.float32) - self.minimum_
+        self.minimum_ = minimum.astype(np.float32)
+        span = maximum.astype(np.float32) - self.minimum_
         self.scale_ = np.where(span > 0, span, 1.0).astype(np.float32)
         return self
+
+    def fit_source(self, source: FeatureSource, chunk_rows: int = 65536) -> Preprocessor:
+        """:meth:`fit` on a :class:`FeatureSource` read ``chunk_rows`` rows at a time.
+
+        Minimum and maximum are exact whatever the order rows come in, so the statistics
+        equal :meth:`fit`'s on the whole matrix bit for bit, without holding it in memory.
+        """
+        n, dim = source.shape
+        if n == 0:
+            raise DataError("cannot fit preprocessing on a training set with no rows")
+        minimum = np.full(dim, np.inf, dtype=np.float32)
+        maximum = np.full(dim, -np.inf, dtype=np.float32)
+        for start in range(0, n, chunk_rows):
+            rows = source.read(np.arange(start, min(start + chunk_rows, n)))
+            np.minimum(minimum, rows.min(axis=0), out=minimum)
+            np.maximum(maximum, rows.max(axis=0), out=maximum)
+        return self._set_statistics(minimum, maximum)
 
     def transform(self, features: np.ndarray) -> np.ndarray:
         out = features.astype(np.float32, copy=True)

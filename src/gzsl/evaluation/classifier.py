@@ -8,13 +8,16 @@ hook scores the model after every epoch so the selection protocols can choose th
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+#: One training batch: features, target columns, per-sample loss weights (or None).
+Batch = tuple[Tensor, Tensor, Tensor | None]
 
 
 @dataclass(frozen=True)
@@ -49,9 +52,39 @@ class SoftmaxClassifier:
         """Train on ``features`` (N, D) with global ``labels``; weights scale each sample's loss."""
         device = features.device
         self.classes = self.classes.to(device)
+        targets = self.targets(labels)
+        n, batch = len(features), self.settings.batch_size
+
+        def batches(epoch: int) -> Iterator[Batch]:
+            order = torch.randperm(n, generator=rng, device=rng.device).to(device)
+            for start in range(0, n, batch):
+                index = order[start:start + batch]
+                yield (features[index], targets[index],
+                       None if sample_weights is None else sample_weights[index])
+
+        return self.fit_batches(batches, rng=rng, device=device, on_epoch=on_epoch)
+
+    def targets(self, labels: Tensor) -> Tensor:
+        """Column of each global label; a label outside the class list is an error."""
         targets = torch.searchsorted(self.classes, labels)
         if bool((self.classes[targets.clamp_max(len(self.classes) - 1)] != labels).any()):
             raise ValueError("labels contain classes outside the classifier's class list")
+        return targets
+
+    def fit_batches(self, batches: Callable[[int], Iterable[Batch]], *,
+                    rng: torch.Generator, device: torch.device,
+                    on_epoch: Callable[[int, SoftmaxClassifier], None] | None = None
+                    ) -> SoftmaxClassifier:
+        """Train on the batches ``batches(epoch)`` yields for each epoch (1, 2, ...).
+
+        A batch is ``(features, targets, weights)``: rows on ``device``, their columns
+        (:meth:`targets`) and per-sample loss weights or None. :meth:`fit` feeds it
+        slices of tensors in memory; the streamed classifier
+        (:mod:`gzsl.evaluation.streamed`) feeds it rows read and synthesised batch by
+        batch. The weights are initialised from one draw of ``rng`` before the first
+        batch is asked for.
+        """
+        self.classes = self.classes.to(device)
         seed = int(torch.randint(0, 2**62, (1,), generator=rng, device=rng.device))
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
@@ -60,19 +93,15 @@ class SoftmaxClassifier:
             nn.init.zeros_(self.linear_.bias)
         optimiser = torch.optim.Adam(self.linear_.parameters(), lr=self.settings.lr,
                                      betas=(self.settings.beta1, 0.999))
-        n, batch = len(features), self.settings.batch_size
         for epoch in range(1, self.settings.epochs + 1):
             self.linear_.train()
-            order = torch.randperm(n, generator=rng, device=rng.device).to(device)
-            for start in range(0, n, batch):
-                index = order[start:start + batch]
-                logits = self.linear_(features[index])
+            for features, targets, weights in batches(epoch):
+                logits = self.linear_(features)
                 # cross_entropy = NLL of log_softmax in fewer kernels; same gradients bit for bit
-                if sample_weights is None:
-                    loss = F.cross_entropy(logits, targets[index])
+                if weights is None:
+                    loss = F.cross_entropy(logits, targets)
                 else:
-                    losses = F.cross_entropy(logits, targets[index], reduction="none")
-                    weights = sample_weights[index]
+                    losses = F.cross_entropy(logits, targets, reduction="none")
                     loss = (losses * weights).sum() / weights.sum().clamp_min(1e-12)
                 optimiser.zero_grad(set_to_none=True)
                 loss.backward()

@@ -21,8 +21,24 @@ def per_class_accuracy(predictions: Tensor, labels: Tensor, classes: Tensor) -> 
     """
     classes = classes.to(labels.device)
     n_max = int(max(int(classes.max()), int(labels.max()))) + 1 if len(labels) else len(classes)
-    hits = torch.bincount(labels[predictions == labels], minlength=n_max).to(torch.float64)
-    totals = torch.bincount(labels, minlength=n_max).to(torch.float64)
+    return accuracy_from_counts(*class_hits(predictions, labels, n_max), classes)
+
+
+def class_hits(predictions: Tensor, labels: Tensor, n_classes: int) -> tuple[Tensor, Tensor]:
+    """``(hits, totals)``: float64 ``(n_classes,)`` counts of correct predictions and of
+    samples per global class id (ids ``>= n_classes`` lengthen both).
+
+    Counts add up over batches, so streamed evaluation sums them batch by batch and
+    :func:`accuracy_from_counts` turns the sums into the same accuracies as
+    :func:`per_class_accuracy` on all predictions at once.
+    """
+    hits = torch.bincount(labels[predictions == labels], minlength=n_classes).to(torch.float64)
+    totals = torch.bincount(labels, minlength=n_classes).to(torch.float64)
+    return hits, totals
+
+
+def accuracy_from_counts(hits: Tensor, totals: Tensor, classes: Tensor) -> Tensor:
+    """Per-class hit rate of ``classes`` from :func:`class_hits` counts (NaN: no samples)."""
     hits, totals = hits[classes], totals[classes]
     return torch.where(totals > 0, hits / totals.clamp_min(1), torch.full_like(hits, float("nan")))
 

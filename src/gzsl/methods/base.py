@@ -32,7 +32,10 @@ class SeenData:
     """What training may see, resident on one device.
 
     Attributes:
-        features: ``(N, D)`` float32 preprocessed features of seen-class images.
+        features: ``(N, D)`` float32 preprocessed features of seen-class images; at a scale
+            that does not fit in memory, a :class:`gzsl.methods.rows.DeviceRows` that reads
+            the rows it is indexed with (only for methods that declare
+            :attr:`Generator.trains_from_batches`).
         labels: ``(N,)`` int64 global class ids.
         class_semantics: ``(C, A)`` float32 semantic vectors of all classes. Methods that
             use unseen-class semantics during training (GSMFlow's relative positioning
@@ -142,6 +145,10 @@ class Generator:
     default_chunk_size: ClassVar[int] = 8192
     #: Named config overrides for ``gzsl ablate`` (e.g. a paper's ablation table rows).
     ablations: ClassVar[dict[str, dict[str, Any]]] = {}
+    #: Whether ``fit`` touches ``data.features`` only through ``len``, ``.shape`` and
+    #: indexing with a 1-D tensor of row numbers, so that it trains unchanged on rows read
+    #: from disk batch by batch (:class:`gzsl.methods.rows.DeviceRows`, ImageNet scale).
+    trains_from_batches: ClassVar[bool] = False
 
     def __init__(self, config: Any | None = None, *, progress: bool | None = None,
                  chunk_size: int | None = None, **overrides: Any) -> None:

@@ -229,6 +229,7 @@ class VAECFlow(Generator):
 
     name = "vaecflow"
     Config = VAECFlowConfig
+    trains_from_batches = True
 
     def fit(self, data: SeenData, *, rng: torch.Generator,
             schedule: CheckpointSchedule | None = None,
