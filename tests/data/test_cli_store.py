@@ -4,7 +4,6 @@ the problems and status 1 for a store that reads but is wrong)."""
 
 from __future__ import annotations
 
-import h5py
 import numpy as np
 from conftest import run_main
 
@@ -31,8 +30,10 @@ def test_make_synthetic_then_check_says_synthetic_and_lists_every_split(tmp_path
 def test_check_of_a_damaged_store_lists_the_problem_and_exits_1(tmp_path, capsys):
     out = tmp_path / "s"
     run_main(capsys, "data", "make-imagenet-synthetic", str(out), *TINY)
-    with h5py.File(out / FEATURES_FILE, "r+") as handle:
-        handle["features"][0, 0] = 123.0
+    matrix = np.load(out / FEATURES_FILE, mmap_mode="r+")
+    matrix[0, 0] = 123.0
+    matrix.flush()
+    del matrix
     code, output = run_main(capsys, "data", "check", str(out))
     assert code == 1
     assert "1 problem(s):" in output and "checksum mismatch" in output
@@ -46,7 +47,7 @@ def test_check_of_a_truncated_store_is_one_error_line(tmp_path, capsys):
     code, output = run_main(capsys, "data", "check", str(out))
     assert code == 2
     errors = [line for line in output.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1 and "cannot read features.h5 as HDF5" in errors[0]
+    assert len(errors) == 1 and "cannot read features.npy" in errors[0]
 
 
 def test_convert_imagenet_writes_the_chosen_splits(tmp_path, capsys):

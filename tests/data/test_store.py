@@ -3,7 +3,6 @@
 import json
 import pickle
 
-import h5py
 import numpy as np
 import pytest
 
@@ -21,13 +20,13 @@ from gzsl.data.store import (
 )
 
 
-def _write(root, features, *, block=7, chunk_rows=4, force=False):
+def _write(root, features, *, block=7, force=False):
     """A store of ``features`` (3 seen classes with 4 train + 2 test rows each, 2
     unseen classes), written ``block`` rows at a time."""
     labels = np.repeat(np.arange(5), [6, 6, 6, 3, 4])
     position = np.arange(len(labels)) - np.searchsorted(labels, labels)
     seen = labels < 3
-    writer = StoreWriter(root, features.shape[1], chunk_rows=chunk_rows, force=force)
+    writer = StoreWriter(root, features.shape[1], len(features), force=force)
     for start in range(0, len(features), block):
         writer.append(features[start:start + block])
     return writer.finish(
@@ -57,6 +56,7 @@ def test_rows_come_back_in_the_order_asked_with_repeats_as_in_memory(store, feat
     assert source.shape == (25, 6)
     np.testing.assert_array_equal(source.read(asked), ArrayFeatures(features).read(asked))
     assert source.read(asked).dtype == np.float32
+    np.testing.assert_array_equal(source.read(np.arange(3, 9)), features[3:9])  # one slice
     view = OnDiskFeatures(store / FEATURES_FILE, rows=np.array([20, 3, 9]))
     assert len(view) == 3
     np.testing.assert_array_equal(view.read(np.array([2, 0, 2])), features[[9, 20, 9]])
@@ -78,9 +78,21 @@ def test_blocks_appended_give_the_store_one_write_gives(tmp_path, features):
     first, second = (json.loads((p / MANIFEST).read_text()) for p in (one, many))
     assert first["checksum"]["features_sha256"] == second["checksum"]["features_sha256"]
     assert not (tmp_path / "many.partial").exists()
-    with h5py.File(many / FEATURES_FILE) as handle:
-        assert handle["features"].dtype == np.float16
-        assert handle["features"].chunks == (4, 6)
+    stored = np.load(many / FEATURES_FILE)
+    assert stored.dtype == np.float16 and stored.shape == (25, 6)
+    np.testing.assert_array_equal(stored, features.astype(np.float16))
+
+
+def test_the_writer_holds_to_the_rows_it_announced(tmp_path):
+    writer = StoreWriter(tmp_path / "s", 2, 3)
+    writer.append(np.zeros((2, 2)))
+    with pytest.raises(DataError, match="more feature rows than the 3 announced"):
+        writer.append(np.zeros((2, 2)))
+    with pytest.raises(DataError, match="2 feature rows written of the 3 announced"):
+        writer.finish(name="x", synthetic=True, labels=np.zeros(3), semantics=np.ones((1, 1)),
+                      class_names=["a"], seen_classes=[0], trainval_loc=[0], test_seen_loc=[],
+                      unseen_loc=[], splits={}, provenance={})
+    writer.abort()
 
 
 def test_an_existing_folder_is_kept_unless_forced(tmp_path, features):
@@ -91,7 +103,7 @@ def test_an_existing_folder_is_kept_unless_forced(tmp_path, features):
 
 
 def test_values_beyond_float16_are_refused(tmp_path):
-    writer = StoreWriter(tmp_path / "s", 2)
+    writer = StoreWriter(tmp_path / "s", 2, 1)
     with pytest.raises(DataError, match="float16"):
         writer.append(np.array([[1.0, 1e6]]))
     writer.abort()
@@ -124,7 +136,7 @@ def _one_line(text):
 def test_missing_features_file_is_one_problem(store):
     (store / FEATURES_FILE).unlink()
     _, problems = check_store(store)
-    assert len(problems) == 1 and "features.h5 not found" in str(problems[0])
+    assert len(problems) == 1 and "features.npy not found" in str(problems[0])
     assert _one_line(problems[0])
 
 
@@ -149,8 +161,10 @@ def test_labels_of_the_wrong_shape_or_out_of_range_are_problems(store):
 
 
 def test_changed_values_fail_the_checksum(store):
-    with h5py.File(store / FEATURES_FILE, "r+") as handle:
-        handle["features"][3, 1] = 7.0
+    matrix = np.load(store / FEATURES_FILE, mmap_mode="r+")
+    matrix[3, 1] = 7.0
+    matrix.flush()
+    del matrix
     _, problems = check_store(store)
     assert len(problems) == 1 and "checksum mismatch" in str(problems[0])
     _rewrite_arrays(store, split_B=np.array([4, 3]))  # still sound, but not as written
@@ -166,10 +180,10 @@ def test_non_finite_features_are_found(tmp_path, features):
         problems[0])
 
 
-def test_a_truncated_hdf5_file_is_one_error_line(store):
+def test_a_truncated_features_file_is_one_error_line(store):
     path = store / FEATURES_FILE
     path.write_bytes(path.read_bytes()[:300])
-    with pytest.raises(DataError, match="cannot read features.h5 as HDF5") as caught:
+    with pytest.raises(DataError, match="cannot read features.npy as a .npy matrix") as caught:
         check_store(store)
     assert _one_line(caught.value)
 

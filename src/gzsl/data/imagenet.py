@@ -262,7 +262,7 @@ def make_synthetic_imagenet(out: str | Path, *, seen: int = SEEN_CLASSES,
     position = np.arange(len(labels)) - starts[labels]
     is_seen = labels < seen
     in_train = is_seen & (position < train_per_class)
-    writer = StoreWriter(out, feature_dim, force=force)
+    writer = StoreWriter(out, feature_dim, len(labels), force=force)
     try:
         total, first = len(labels), 0
         while first < world.classes:

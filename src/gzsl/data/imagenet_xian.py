@@ -244,7 +244,7 @@ def convert_imagenet(source: str | Path, out: str | Path, *, splits: list[str] |
     unseen_labels = np.repeat(unseen, [n for n, _ in bin_counts])
     labels = np.concatenate([train_labels, val_labels, unseen_labels])
     total = len(labels)
-    writer = StoreWriter(out, dim, force=force)
+    writer = StoreWriter(out, dim, total, force=force)
     try:
         for block in itertools.chain(train_blocks, val_blocks):
             writer.append(block)
