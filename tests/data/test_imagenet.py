@@ -113,3 +113,18 @@ def test_a_world_needs_sensible_sizes(tmp_path):
         load_large_task("IMAGENET-2H", tmp_path)
     with pytest.raises(DataError, match="not an ImageNet-21K split"):
         load_large_task("IMAGENET-9H", tmp_path)
+
+
+def test_the_world_is_written_in_blocks_never_whole(tmp_path, monkeypatch):
+    from gzsl.data import store
+
+    sizes = []
+    original = store.StoreWriter.append
+    monkeypatch.setattr(store.StoreWriter, "append",
+                        lambda self, block: (sizes.append(len(block)), original(self, block)))
+    make_synthetic_imagenet(tmp_path / "w", block_rows=40, **SMALL)
+    labels = open_store(tmp_path / "w").arrays["labels"]
+    largest_class = np.bincount(labels).max()
+    assert largest_class > 40  # a class is drawn whole: a block of one class may be larger
+    assert len(sizes) > 10 and max(sizes) <= largest_class and sum(sizes) == len(labels)
+    assert all(size <= 40 or size in np.bincount(labels) for size in sizes)

@@ -117,3 +117,29 @@ def test_split_ids_beyond_the_word_vectors_are_refused(source, tmp_path):
     scipy.io.savemat(folder / "ImageNet_splits.mat", {"hops2": np.array([[4, 99]])})
     with pytest.raises(DataError, match="'hops2' holds values outside the 1-based ids 1..8"):
         convert_imagenet(folder, tmp_path / "out")
+
+
+def test_seen_features_stream_in_blocks_and_unseen_ones_a_class_at_a_time(source, tmp_path,
+                                                                          monkeypatch):
+    from gzsl.data import store
+
+    folder, _ = source
+    sizes = []
+    original = store.StoreWriter.append
+    monkeypatch.setattr(store.StoreWriter, "append",
+                        lambda self, block: (sizes.append(len(block)), original(self, block)))
+    convert_imagenet(folder, tmp_path / "out", block_rows=5)
+    assert sizes == [5, 5, 2, 5, 1, *UNSEEN_IMAGES.values()]
+
+
+def test_a_matrix_square_in_its_labels_is_refused(tmp_path):
+    folder = tmp_path / "xian"
+    (folder / "ImageNet_w2v").mkdir(parents=True)
+    write_files(folder, np.random.default_rng(0))
+    labels = np.repeat(np.arange(1, 4), 2)[:, None]
+    write_v73(folder / "ILSVRC2012_res101_feature.mat", {
+        "features": np.ones((DIM, DIM), np.float32), "labels": np.ones((DIM, 1)),
+        "features_val": np.ones((DIM, 6), np.float32), "labels_val": labels},
+        keep_dtype=True)
+    with pytest.raises(DataError, match="does not match its 5 labels along exactly one axis"):
+        convert_imagenet(folder, tmp_path / "out")

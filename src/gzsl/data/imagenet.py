@@ -244,8 +244,9 @@ def make_synthetic_imagenet(out: str | Path, *, seen: int = SEEN_CLASSES,
 
     Bookkeeping from :func:`synthetic_world`, splits from :func:`rule_splits`, features
     from the demo's generator (:class:`gzsl.data.demo.SyntheticFeatureModel`) drawn a
-    block of classes at a time (about ``block_rows`` rows) and appended, so memory does
-    not grow with the number of classes beyond the class-level draws. Rows: each seen
+    block of classes at a time (at most ``block_rows`` rows, or one class that has more)
+    and appended, so memory does not grow with the number of classes beyond the
+    class-level draws. Rows: each seen
     class's training then test images, class after class, then the unseen classes'.
     """
     from gzsl.data.demo import SyntheticFeatureModel, make_synthetic_features
