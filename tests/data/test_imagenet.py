@@ -128,3 +128,10 @@ def test_the_world_is_written_in_blocks_never_whole(tmp_path, monkeypatch):
     assert largest_class > 40  # a class is drawn whole: a block of one class may be larger
     assert len(sizes) > 10 and max(sizes) <= largest_class and sum(sizes) == len(labels)
     assert all(size <= 40 or size in np.bincount(labels) for size in sizes)
+
+
+def test_the_in_memory_loader_sends_imagenet_splits_to_the_store(tmp_path):
+    from gzsl.data.loaders import load_dataset
+
+    with pytest.raises(DataError, match="IMAGENET-3H is an ImageNet-21K split, too large"):
+        load_dataset("IMAGENET-3H", tmp_path)
