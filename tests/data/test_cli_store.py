@@ -47,7 +47,7 @@ def test_check_of_a_truncated_store_is_one_error_line(tmp_path, capsys):
     code, output = run_main(capsys, "data", "check", str(out))
     assert code == 2
     errors = [line for line in output.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1 and "cannot read features.npy" in errors[0]
+    assert len(errors) == 1 and "features.npy is truncated" in errors[0]
 
 
 def test_convert_imagenet_writes_the_chosen_splits(tmp_path, capsys):

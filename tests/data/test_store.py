@@ -183,7 +183,7 @@ def test_non_finite_features_are_found(tmp_path, features):
 def test_a_truncated_features_file_is_one_error_line(store):
     path = store / FEATURES_FILE
     path.write_bytes(path.read_bytes()[:300])
-    with pytest.raises(DataError, match="cannot read features.npy as a .npy matrix") as caught:
+    with pytest.raises(DataError, match="features.npy is truncated: 300 bytes") as caught:
         check_store(store)
     assert _one_line(caught.value)
 
@@ -205,3 +205,20 @@ def test_a_manifest_shape_that_disagrees_with_the_file_is_a_problem(store):
     (store / MANIFEST).write_text(json.dumps(manifest))
     _, problems = check_store(store)
     assert "holds 25 x 6 float16 but the manifest says 25 x 7 float16" in str(problems[0])
+
+
+def test_a_file_that_is_not_a_matrix_is_one_error_line(store):
+    (store / FEATURES_FILE).write_bytes(b"not a numpy file at all")
+    with pytest.raises(DataError, match="cannot read features.npy as a .npy matrix"):
+        check_store(store)
+    np.save(store / FEATURES_FILE, np.zeros((3, 2), dtype=np.float32))
+    with pytest.raises(DataError, match="must hold a 2-D row-major float16 matrix"):
+        check_store(store)
+
+
+def test_a_file_cut_after_it_was_opened_fails_in_one_line(store):
+    source = OnDiskFeatures(store / FEATURES_FILE)
+    path = store / FEATURES_FILE
+    path.write_bytes(path.read_bytes()[:-12])
+    with pytest.raises(DataError, match="features.npy ended while reading row 24"):
+        source.read(np.array([24]))

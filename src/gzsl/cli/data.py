@@ -399,11 +399,11 @@ def convert_imagenet_command(
 ) -> None:
     """Convert Xian et al.'s ImageNet-21K files once into a gzsl feature store.
 
-    Streams the features in blocks into a float16 .npy matrix read through a memory
-    map (never the whole matrix in memory), with labels, word vectors, split lists, a
-    manifest and checksums beside them. Then
-    train on IMAGENET-2H ... with --root OUT. Layout: docs/data-formats.md. Example:
-    gzsl data convert-imagenet ~/downloads/xian ~/data/imagenet-21k --splits 2H,3H
+    Streams the features in blocks into a float16 .npy matrix read a few rows at a
+    time (never the whole matrix in memory), with labels, word vectors, split lists, a
+    manifest and checksums beside them. Then train on IMAGENET-2H ... with --root OUT.
+    Layout: docs/data-formats.md. Example: gzsl data convert-imagenet ~/downloads/xian
+    ~/data/imagenet-21k --splits 2H,3H
     """
     from gzsl.data.imagenet_xian import convert_imagenet
 

@@ -8,8 +8,8 @@ the in-memory one) and an on-disk store implement the same three members, so the
 streamed code never knows which it reads.
 
 The on-disk implementation is :class:`gzsl.data.store.OnDiskFeatures` (a float16
-memory map of a feature store); :func:`gzsl.data.imagenet.load_large_task` builds the
-``LargeTask`` of an ``IMAGENET-<SPLIT>`` dataset from a store.
+matrix on disk, read a few rows at a time); :func:`gzsl.data.imagenet.load_large_task`
+builds the ``LargeTask`` of an ``IMAGENET-<SPLIT>`` dataset from a store.
 """
 
 from __future__ import annotations

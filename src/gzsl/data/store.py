@@ -5,7 +5,7 @@ A store is a folder::
     manifest.json   format and version, name, SYNTHETIC flag, shapes, dtype, image and
                     class counts per split, checksums, provenance
     features.npy    the (N, D) float16 matrix, row-major, in NumPy's .npy format (its
-                    header carries shape and dtype), read through a memory map
+                    header carries shape and dtype), read by positioned reads
     arrays.npz      everything small, 0-based: ``labels`` (N,) class ids, ``semantics``
                     (C, K) float32, ``class_names`` (C,), ``seen_classes``,
                     ``trainval_loc`` / ``test_seen_loc`` / ``unseen_loc`` (row indices:
@@ -20,13 +20,14 @@ whole matrix. The checksum ``features_sha256`` is SHA-256 of the float16 values 
 order (little-endian), so :func:`check_store` verifies it in the same streamed pass that
 looks for non-finite values; ``arrays_sha256`` is that of the ``arrays.npz`` file.
 
-Why a memory-mapped ``.npy`` and not a chunked HDF5 file (both were built and
-measured, docs/data-formats.md): a random batch of 256 rows of 2048 float16 values read
-14x faster from the memory map (the page cache serves exactly the 4 KiB rows asked,
+Why a raw row-major ``.npy`` read with positioned reads, not a chunked HDF5 file (both
+were built and measured, docs/data-formats.md): a random batch of 256 rows of 2048
+float16 values reads over 10x faster (a 4 KiB row is one read of exactly its bytes,
 where HDF5 reads and converts whole chunks, or walks a slow point selection), and a
-full pass 2x faster. The ``.npy`` header still carries shape and dtype, and NumPy
-refuses a file shorter than its header says, so a truncated file is caught when opened.
-The price: the writer must know N before it starts, which both writers do.
+full pass about 2x faster. Not a memory map either: mapped pages that were read or
+written count in the process's resident memory, which would then grow with the data.
+The ``.npy`` header carries shape and dtype, and a file shorter than its header says
+is refused when opened. The price: the writer must know N before it starts (both do).
 """
 
 from __future__ import annotations
@@ -72,79 +73,133 @@ class OnDiskFeatures:
 
     ``rows`` (optional) selects and orders the rows this source shows: row ``i`` of the
     source is row ``rows[i]`` of the file. ``read`` sorts the distinct file rows it
-    needs, gathers them from the memory map (only their pages are read) and returns
-    float32 rows in the order asked (indices may repeat). The map is opened on first
-    read, so a source pickles without it (for worker processes).
+    needs, reads each run of consecutive rows with one positioned read (``os.pread``)
+    and returns float32 rows in the order asked (indices may repeat). Nothing is
+    memory-mapped, so the process holds only the rows asked: the operating system's
+    page cache keeps what it can, outside the process's resident memory. The file is
+    opened on first read, so a source pickles without its descriptor (worker processes).
     """
 
     def __init__(self, path: str | Path, rows: np.ndarray | None = None) -> None:
         self.path = Path(path)
-        self._map: np.ndarray | None = None
-        matrix = open_matrix(self.path)
-        self._file_rows, self._dim = (int(n) for n in matrix.shape)
-        del matrix
+        self._fd: int | None = None
+        self.header = matrix_header(self.path)
+        self._dim = self.header.dim
         self.rows = None if rows is None else np.asarray(rows, dtype=np.int64)
         if self.rows is not None and len(self.rows) and (
-                self.rows.min() < 0 or self.rows.max() >= self._file_rows):
-            raise DataError(f"row indices outside 0..{self._file_rows - 1} of {self.path.name}",
-                            file=str(self.path))
+                self.rows.min() < 0 or self.rows.max() >= self.header.rows):
+            raise DataError(f"row indices outside 0..{self.header.rows - 1} of "
+                            f"{self.path.name}", file=str(self.path))
 
     @property
     def shape(self) -> tuple[int, int]:
         return (len(self), self._dim)
 
     def __len__(self) -> int:
-        return self._file_rows if self.rows is None else len(self.rows)
+        return self.header.rows if self.rows is None else len(self.rows)
 
     def read(self, indices: np.ndarray) -> np.ndarray:
+        return self.read_stored(indices).astype(np.float32)
+
+    def read_stored(self, indices: np.ndarray) -> np.ndarray:
+        """:meth:`read` without the conversion: float16 rows as stored."""
         indices = np.asarray(indices, dtype=np.int64).ravel()
         if len(indices) and (indices.min() < -len(self) or indices.max() >= len(self)):
             raise IndexError(f"index out of range for {len(self)} rows")
         indices = np.where(indices < 0, indices + len(self), indices)
         wanted = indices if self.rows is None else self.rows[indices]
-        if len(wanted) > 1 and wanted[-1] - wanted[0] == len(wanted) - 1 and np.all(
-                np.diff(wanted) == 1):  # a run of consecutive rows: one slice
-            return np.asarray(self.matrix()[wanted[0]:wanted[-1] + 1], dtype=np.float32)
+        if len(wanted) and wanted[-1] - wanted[0] == len(wanted) - 1 and np.all(
+                np.diff(wanted) == 1):  # a run of consecutive rows: one read
+            return self._read_runs(wanted)
         unique, inverse = np.unique(wanted, return_inverse=True)
-        block = self.matrix()[unique]
-        return block[inverse.ravel()].astype(np.float32)
+        return self._read_runs(unique)[inverse.ravel()]
 
-    def blocks(self, rows: int = SCAN_ROWS) -> Iterator[np.ndarray]:
-        """The whole source in order, ``rows`` rows (float32) at a time."""
+    def blocks(self, rows: int = SCAN_ROWS, *, stored: bool = False) -> Iterator[np.ndarray]:
+        """The whole source in order, ``rows`` rows at a time: float32, or float16 as
+        stored with ``stored``."""
+        read = self.read_stored if stored else self.read
         for start in range(0, len(self), rows):
-            yield self.read(np.arange(start, min(start + rows, len(self))))
+            yield read(np.arange(start, min(start + rows, len(self))))
 
-    def matrix(self) -> np.ndarray:
-        """The whole file's ``(N, D)`` float16 memory map (read-only)."""
-        if self._map is None:
-            self._map = open_matrix(self.path)
-        return self._map
+    def _read_runs(self, unique: np.ndarray) -> np.ndarray:
+        """File rows ``unique`` (sorted, distinct) as float16, one read per run."""
+        out = np.empty((len(unique), self._dim), dtype=STORE_DTYPE)
+        if not len(unique):
+            return out
+        if self._fd is None:
+            self._fd = os.open(self.path, os.O_RDONLY)
+        row_bytes = self.header.row_bytes
+        breaks = np.flatnonzero(np.diff(unique) != 1) + 1
+        position = 0
+        for run in np.split(unique, breaks):
+            size = len(run) * row_bytes
+            data = os.pread(self._fd, size, self.header.offset + int(run[0]) * row_bytes)
+            if len(data) != size:
+                raise DataError(f"{self.path.name} ended while reading row {int(run[0])}",
+                                file=str(self.path), fix="the file was truncated: write "
+                                "the store again")
+            out[position:position + len(run)] = np.frombuffer(data, dtype="<f2").reshape(
+                len(run), self._dim)
+            position += len(run)
+        return out
 
     def close(self) -> None:
-        self._map = None
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
-        state["_map"] = None
+        state["_fd"] = None
         return state
 
+    def __del__(self) -> None:
+        if getattr(self, "_fd", None) is not None:
+            self.close()
 
-def open_matrix(path: Path) -> np.ndarray:
-    """The float16 matrix in ``path`` as a read-only memory map; a missing, empty,
-    truncated or foreign file is one :class:`DataError` line."""
+
+@dataclass(frozen=True)
+class MatrixHeader:
+    """Where a ``.npy`` float16 matrix's rows are: ``rows`` x ``dim`` from ``offset``."""
+
+    rows: int
+    dim: int
+    offset: int
+
+    @property
+    def row_bytes(self) -> int:
+        return self.dim * STORE_DTYPE().itemsize
+
+
+def matrix_header(path: Path) -> MatrixHeader:
+    """The header of the ``.npy`` matrix in ``path``, checked: a 2-D float16 row-major
+    matrix, with every byte its header announces. A missing, empty, truncated or foreign
+    file is one :class:`DataError` line."""
     check_readable(path)
+    fix = ("the file is damaged or incomplete: write the store again (gzsl data "
+           "convert-imagenet / make-imagenet-synthetic)")
     try:
-        matrix = np.load(path, mmap_mode="r", allow_pickle=False)
-    except Exception as error:  # ValueError for a short file or a bad header
+        with open(path, "rb") as handle:
+            version = np.lib.format.read_magic(handle)
+            reader = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                      else np.lib.format.read_array_header_2_0)
+            shape, fortran, dtype = reader(handle)
+            offset = handle.tell()
+    except Exception as error:  # ValueError for a bad magic string or header
         raise DataError(f"cannot read {path.name} as a .npy matrix ({summarize(error)})",
-                        file=str(path), fix="the file is damaged or incomplete: write the "
-                        "store again (gzsl data convert-imagenet / make-imagenet-synthetic)"
-                        ) from error
-    if matrix.ndim != 2 or matrix.dtype != STORE_DTYPE:
-        raise DataError(f"{path.name} must hold a 2-D float16 matrix (N x D), found "
-                        f"{matrix.dtype} {matrix.shape}", file=str(path),
-                        fix="write the store again")
-    return matrix
+                        file=str(path), fix=fix) from error
+    if len(shape) != 2 or dtype != np.dtype("<f2") or fortran:
+        raise DataError(f"{path.name} must hold a 2-D row-major float16 matrix (N x D), "
+                        f"found {dtype} {shape}{' (Fortran order)' if fortran else ''}",
+                        file=str(path), fix="write the store again")
+    header = MatrixHeader(int(shape[0]), int(shape[1]), offset)
+    expected = offset + header.rows * header.row_bytes
+    size = path.stat().st_size
+    if size < expected:
+        raise DataError(f"{path.name} is truncated: {size} bytes, its header announces "
+                        f"{header.rows} x {header.dim} float16 ({expected} bytes)",
+                        file=str(path), fix=fix)
+    return header
 
 
 # ------------------------------------------------------------------------- writing
@@ -169,8 +224,10 @@ class StoreWriter:
             shutil.rmtree(self.partial)
         self.partial.mkdir(parents=True)
         self.dim, self.total = int(dim), int(rows)
-        self._map = np.lib.format.open_memmap(self.partial / FEATURES_FILE, mode="w+",
-                                              dtype=STORE_DTYPE, shape=(self.total, self.dim))
+        self._file = open(self.partial / FEATURES_FILE, "wb")  # noqa: SIM115 - closed in finish
+        np.lib.format.write_array_header_1_0(self._file, {
+            "descr": np.lib.format.dtype_to_descr(np.dtype("<f2")), "fortran_order": False,
+            "shape": (self.total, self.dim)})
         self.rows = 0
         self._digest = hashlib.sha256()
 
@@ -187,10 +244,10 @@ class StoreWriter:
         if too_large:
             raise DataError(f"feature values beyond float16's range (|x| > {FLOAT16_MAX:g})",
                             fix="scale the features down before converting them")
-        stored = np.ascontiguousarray(block, dtype=STORE_DTYPE)
-        self._map[self.rows:self.rows + len(stored)] = stored
-        self._digest.update(stored.astype("<f2", copy=False).tobytes())
-        self.rows += len(stored)
+        stored = np.ascontiguousarray(block, dtype="<f2").tobytes()
+        self._file.write(stored)
+        self._digest.update(stored)
+        self.rows += len(block)
 
     def finish(self, *, name: str, synthetic: bool, labels: np.ndarray,
                semantics: np.ndarray, class_names: list[str] | tuple[str, ...],
@@ -201,8 +258,7 @@ class StoreWriter:
         """Write the arrays and the manifest, and move the folder into place."""
         if self.rows != self.total:
             raise DataError(f"{self.rows} feature rows written of the {self.total} announced")
-        self._map.flush()
-        self._map = None
+        self._file.close()
         labels = np.asarray(labels, dtype=np.int64)
         semantics = np.ascontiguousarray(semantics, dtype=np.float32)
         arrays: dict[str, np.ndarray] = {
@@ -251,7 +307,7 @@ class StoreWriter:
 
     def abort(self) -> None:
         """Drop what was written (after an error)."""
-        self._map = None
+        self._file.close()
         shutil.rmtree(self.partial, ignore_errors=True)
 
 
@@ -400,10 +456,8 @@ def structure_problems(store: Store) -> list[Problem]:
     if problems:
         return problems
     meta = store.manifest["features"]
-    matrix = open_matrix(store.features_path)
-    rows, dim = (int(n) for n in matrix.shape)
-    dtype = str(matrix.dtype)
-    del matrix
+    header = matrix_header(store.features_path)
+    rows, dim, dtype = header.rows, header.dim, "float16"
     if (rows, dim) != (meta.get("rows"), meta.get("dim")) or dtype != meta.get("dtype"):
         problems.append(Problem(
             f"{store.features_path.name} holds {rows} x {dim} {dtype} but the manifest says "
@@ -484,9 +538,8 @@ def content_problems(store: Store, progress: Progress | None = None) -> list[Pro
     source = store.features()
     total = len(source)
     try:
-        matrix = source.matrix()
-        for start in range(0, total, SCAN_ROWS):
-            block = np.asarray(matrix[start:min(start + SCAN_ROWS, total)])
+        for start, block in zip(range(0, total, SCAN_ROWS), source.blocks(stored=True),
+                                strict=True):
             digest.update(np.ascontiguousarray(block).astype("<f2", copy=False).tobytes())
             finite = np.isfinite(block).all(axis=1)
             if not finite.all():
