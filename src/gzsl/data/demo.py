@@ -44,6 +44,8 @@ EMBEDDED_DATASETS: dict[str, tuple[str, float]] = {
     "demo-awa2": ("embedded: as demo at AWA2's real per-class image counts (~590 training "
                   "images per seen class, 37,322 in all), SYNTHETIC features", 1.0),
 }
+#: Classes per block of the class-level hidden layer (:class:`SyntheticFeatureModel`).
+_CLASS_BLOCK = 2048
 #: Smallest number of images a demo class gets, whatever the scale.
 MIN_IMAGES_PER_CLASS = 8
 #: Smallest number of test-seen images of a seen demo class.
@@ -185,8 +187,12 @@ class SyntheticFeatureModel:
                       / np.sqrt(semantic_dim))
         bias_in = class_stream.normal(scale=0.5, size=hidden_dim)
         weights_out = class_stream.normal(size=(hidden_dim, latent_dim))
-        attribute_part = (np.tanh(nonlinearity * standardised @ weights_in + bias_in)
-                          @ weights_out)
+        # The hidden layer is classes x 4A: at 21K classes and A = 500, 340 MB a copy,
+        # so it is computed a block of classes at a time (the demo's 50 fit in one).
+        attribute_part = np.concatenate([
+            np.tanh(nonlinearity * standardised[start:start + _CLASS_BLOCK] @ weights_in
+                    + bias_in) @ weights_out
+            for start in range(0, n_classes, _CLASS_BLOCK)])
         attribute_part = _unit_rms(attribute_part - attribute_part.mean(axis=0))
         residual_part = _unit_rms(class_stream.normal(size=(n_classes, latent_dim)))
         centres = attribute_strength * attribute_part + residual_strength * residual_part
