@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import numpy as np
 from conftest import run_main
+from test_imagenet_xian import write_files
 
 from gzsl.data.store import FEATURES_FILE, open_store
-from tests.data.test_imagenet_xian import write_files
 
 TINY = ("--seen", "6", "--unseen", "40", "--dim", "32", "--semantic-dim", "8",
         "--train-per-class", "3", "--test-per-class", "2", "--unseen-images", "2")

@@ -3,12 +3,12 @@
 import numpy as np
 import pytest
 import scipy.io
+from tiny_files import write_v73
 
 from gzsl.data.errors import DataError
 from gzsl.data.imagenet import dataset_names, load_large_task
 from gzsl.data.imagenet_xian import convert_imagenet
 from gzsl.data.store import check_store, open_store
-from tests.data.tiny_files import write_v73
 
 DIM, K = 5, 4  # D differs from every image count: orientation is unambiguous
 SEEN, UNSEEN = 3, 5  # classes 1..3 seen, 4..8 unseen; class 8 has no word vector
