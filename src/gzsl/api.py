@@ -19,7 +19,7 @@ from gzsl.experiments.trained import TrainedRun as Run
 __all__ = ["Run", "train"]
 
 
-def train(method: str, dataset: str, *, seed: int = 0, selection: str = "val",
+def train(method: str, dataset: str, *, seed: int = 0, selection: str | None = None,
           preset: str | None = None, root: str | Path | None = None, device: str = "auto",
           out: str | Path | None = None, data: GZSLData | None = None,
           overwrite: bool = False, log: Log | None = None, tracker: Tracker | None = None,
@@ -29,7 +29,8 @@ def train(method: str, dataset: str, *, seed: int = 0, selection: str = "val",
     Args:
         method: a registered method (``gsmflow``, ``vaecflow``, ``amaz``, ``gaussian``).
         dataset: ``demo``, a benchmark name with ``root``, or any name with ``data``.
-        seed, selection, preset, root, device: as the ``gzsl train`` options.
+        seed, selection, preset, root, device: as the ``gzsl train`` options (selection
+            None: the preset's own, else ``val``).
         out: the run directory (default ``runs/METHOD-DATASET-SELECTION-seedN-TIME``);
             a folder that holds anything is refused unless ``overwrite``.
         data: the dataset itself, instead of loading it from ``root``.

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -26,12 +26,11 @@ app = typer.Typer(
 
 PathArgument = Annotated[str, typer.Argument(
     help="Folder holding the files (res101.mat + att_splits.mat, or data.mat + label.mat), "
-    "a parent folder holding DATASET/, a .npz file, or an embedded dataset: "
-    f"{' or '.join(repr(name) for name in EMBEDDED_NAMES)}.", show_default=False)]
+    "a parent folder holding DATASET/, a .npz file, a feature store folder, or an embedded "
+    f"dataset: {' or '.join(repr(name) for name in EMBEDDED_NAMES)}.", show_default=False)]
 DatasetOption = Annotated[str | None, typer.Option(
-    "--dataset", help="Dataset name (AWA1, AWA2, APY, CUB, SUN, FLO, demo, demo-awa2 or your "
-    "own); "
-    "default: the name of PATH.")]
+    "--dataset", help="Dataset name (AWA1, AWA2, APY, CUB, SUN, FLO, IMAGENET-2H..., demo, "
+    "demo-awa2 or your own); default: the name of PATH.")]
 LayoutOption = Annotated[str | None, typer.Option(
     "--layout", help=f"One of {', '.join(LAYOUTS)}; default: detected from the files.")]
 SemanticsOption = Annotated[str, typer.Option(
@@ -117,11 +116,20 @@ def check(
     """Load a dataset, print what it holds and every problem found; exit 1 on a problem,
     2 when a file cannot be read at all (empty, truncated, corrupt, not readable).
 
+    A feature store (the folder `gzsl data convert-imagenet` or `make-imagenet-synthetic`
+    writes) is checked in one streamed pass: shapes, labels, splits, checksums, non-finite
+    rows; its features are never all in memory.
+
     Examples: gzsl data check ~/data/AWA2 ; gzsl data check ~/data --dataset CUB
-    --semantics sent ; gzsl data check mine.npz ; gzsl data check demo-awa2
+    --semantics sent ; gzsl data check mine.npz ; gzsl data check demo-awa2 ; gzsl data
+    check ~/data/imagenet-21k
     """
     _check_option(layout, LAYOUTS, "--layout")
     _check_option(semantics, SEMANTICS, "--semantics")
+    store = _store_folder(path, dataset)
+    if store is not None:
+        _check_store(store)
+        return
     name, root = _name_and_root(path, dataset)
     data, problems = _read(name, root, layout=layout, semantics=semantics)
     console = _console()
@@ -305,3 +313,154 @@ def valsplit(
                                       read_names(find(val_classes, "valclasses1.txt")), out)
     _console().print(f"wrote {out}: train_loc {counts['train_loc']} images, val_loc "
                      f"{counts['val_loc']} images", soft_wrap=True)
+
+
+def _store_folder(path: str, dataset: str | None) -> Path | None:
+    """The feature store ``check`` should read: PATH itself, or (``--dataset
+    IMAGENET-...``) the store in PATH; None for the other layouts."""
+    from gzsl.data.imagenet import locate_store, split_of
+    from gzsl.data.store import is_store
+
+    if split_of(dataset) is not None:
+        return locate_store(str(dataset), path)
+    return Path(path) if Path(path).is_dir() and is_store(path) else None
+
+
+class RowProgress:
+    """A line on stderr every tenth of a long pass or every ``seconds``: rows done."""
+
+    def __init__(self, what: str, seconds: float = 30.0) -> None:
+        import time
+
+        self.what, self.seconds, self._clock = what, seconds, time.monotonic
+        self._last_time, self._last_tenth = self._clock(), 0
+
+    def __call__(self, done: int, total: int) -> None:
+        tenth = 10 * done // max(total, 1)
+        now = self._clock()
+        if done < total and tenth == self._last_tenth and now - self._last_time < self.seconds:
+            return
+        self._last_time, self._last_tenth = now, tenth
+        Console(stderr=True, highlight=False).print(
+            f"{self.what}: {done:,} / {total:,} rows ({100 * done // max(total, 1)}%)")
+
+
+def store_report(store: Any, problems: list[Problem]) -> Table:
+    """What a user checks first of a feature store: SYNTHETIC or not, shapes, splits."""
+    from gzsl.data.store import summary
+
+    info = summary(store)
+    table = Table(title=f"feature store {info['name']}", show_header=False)
+    table.add_column("", style="bold")
+    table.add_column("")
+    table.add_row("layout", f"gzsl feature store ({store.root})")
+    table.add_row("synthetic features", "YES: SYNTHETIC, not extracted from images"
+                  if info["synthetic"] else "no")
+    table.add_row("classes", f"{info['classes']} ({info['seen_classes']} seen, "
+                             f"{info['unseen_classes']} unseen with images)")
+    table.add_row("features", f"{info['rows']:,} x {info['dim']} {info['dtype']}")
+    table.add_row("semantic dim", str(info["semantic_dim"]))
+    for part, count in info["images"].items():
+        table.add_row(f"  {part}", f"{count:,} images")
+    for split, (classes, images) in info["splits"].items():
+        table.add_row(f"split {split}", f"{classes:,} unseen classes, {images:,} images")
+    table.add_row("validation split", "no (the ImageNet-21K splits define none)")
+    table.add_row("checksums", "not verified (see problems)" if problems else "verified")
+    table.add_row("problems", str(len(problems)) if problems else "none")
+    return table
+
+
+def _check_store(root: Path) -> None:
+    from gzsl.data.store import check_store
+
+    store, problems = check_store(root, progress=RowProgress("checksum pass"))
+    console = _console()
+    console.print(store_report(store, problems))
+    if problems:
+        console.print(f"[bold red]{len(problems)} problem(s):[/]")
+        for number, problem in enumerate(problems, start=1):
+            console.print(f"{number}. {problem}", markup=False, soft_wrap=True)
+        raise SystemExit(1)
+    console.print("[green]no problems found[/]")
+
+
+@app.command("convert-imagenet")
+def convert_imagenet_command(
+    source: Annotated[Path, typer.Argument(
+        help="Folder holding Xian et al.'s ImageNet files: ILSVRC2012_res101_feature.mat, "
+        "ImageNet_w2v.mat, ImageNet_splits.mat and res101_1crop_feature/*.bin (in it or "
+        "in sub-folders).", show_default=False)],
+    out: Annotated[Path, typer.Argument(help="The feature store folder to write.",
+                                        show_default=False)],
+    splits: Annotated[str | None, typer.Option(
+        "--splits", help="Comma-separated splits whose unseen classes to convert (2H, 3H, "
+        "M500, M1K, M5K, L500, L1K, L5K, ALL); default: every split in the split file.")
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace OUT if it exists.")] = False,
+) -> None:
+    """Convert Xian et al.'s ImageNet-21K files once into a gzsl feature store.
+
+    Streams the features in blocks into a float16 .npy matrix read a few rows at a
+    time (never the whole matrix in memory), with labels, word vectors, split lists, a
+    manifest and checksums beside them. Then train on IMAGENET-2H ... with --root OUT.
+    Layout: docs/data-formats.md. Example: gzsl data convert-imagenet ~/downloads/xian
+    ~/data/imagenet-21k --splits 2H,3H
+    """
+    from gzsl.data.imagenet_xian import convert_imagenet
+
+    chosen = [s.strip().upper() for s in splits.split(",") if s.strip()] if splits else None
+    written = convert_imagenet(source, out, splits=chosen, force=force,
+                               progress=RowProgress("converting"))
+    _print_written(written)
+
+
+@app.command("make-imagenet-synthetic")
+def make_imagenet_synthetic_command(
+    out: Annotated[Path, typer.Argument(help="The feature store folder to write.",
+                                        show_default=False)],
+    seen: Annotated[int, typer.Option("--seen", min=1, help="Seen classes.")] = 1000,
+    unseen: Annotated[int, typer.Option(
+        "--unseen", min=1, help="Unseen classes (20345: the paper's ALL; split sizes scale "
+        "with it).")] = 20345,
+    dim: Annotated[int, typer.Option("--dim", min=1, help="Feature dimension.")] = 2048,
+    semantic_dim: Annotated[int, typer.Option(
+        "--semantic-dim", min=1, help="Semantic (word vector) dimension.")] = 500,
+    train_per_class: Annotated[int, typer.Option(
+        "--train-per-class", min=1, help="Training images per seen class.")] = 50,
+    test_per_class: Annotated[int, typer.Option(
+        "--test-per-class", min=1, help="Test images per seen class.")] = 10,
+    unseen_images: Annotated[float, typer.Option(
+        "--unseen-images", min=1, help="Median images per unseen class.")] = 20.0,
+    popularity_spread: Annotated[float, typer.Option(
+        "--popularity-spread", min=0, help="Log-normal spread of the unseen classes' image "
+        "counts (0: all equal).")] = 1.0,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of every draw.")] = 0,
+    force: Annotated[bool, typer.Option("--force", help="Replace OUT if it exists.")] = False,
+) -> None:
+    """Write an ImageNet-shaped SYNTHETIC world (features not from any image) to a store.
+
+    1,000 seen and up to 20,345 unseen classes, a synthetic hierarchy (hops from the
+    seen classes, for 2H / 3H) and popularity (for M* / L*), features from the demo's
+    generator, written in blocks. Example: gzsl data make-imagenet-synthetic
+    runs/imagenet-synthetic --unseen 1509 --dim 64 --semantic-dim 32
+    """
+    from gzsl.data.imagenet import make_synthetic_imagenet
+
+    written = make_synthetic_imagenet(
+        out, seen=seen, unseen=unseen, feature_dim=dim, semantic_dim=semantic_dim,
+        train_per_class=train_per_class, test_per_class=test_per_class,
+        unseen_images=unseen_images, popularity_spread=popularity_spread, seed=seed,
+        force=force, progress=RowProgress("writing"))
+    _print_written(written)
+
+
+def _print_written(root: Path) -> None:
+    from gzsl.data.store import open_store, summary
+
+    info = summary(open_store(root))
+    splits = ", ".join(f"{name} {classes}" for name, (classes, _) in info["splits"].items())
+    _console().print(
+        f"wrote {root}: {info['rows']:,} x {info['dim']} float16 features, "
+        f"{info['seen_classes']} seen and {info['unseen_classes']} unseen classes; splits "
+        f"(unseen classes): {splits}" + ("; SYNTHETIC features" if info["synthetic"] else ""),
+        soft_wrap=True, markup=False)

@@ -34,10 +34,12 @@ SetOption = Annotated[list[str] | None, typer.Option(
     "--set", metavar="SECTION.KEY=VALUE",
     help="Override a setting: section.key=value with section method, evaluation "
     "or data, e.g. --set method.epochs=10 --set evaluation.n_synthetic=200.")]
-SelectionOption = Annotated[str, typer.Option(
+SelectionOption = Annotated[str | None, typer.Option(
     "--selection", metavar="[val|final|test-oracle]",
     help="val (honest default: choices made on the validation classes), "
-    "final (fixed budget) or test-oracle (papers' best-on-test, for comparison only).")]
+    "final (fixed budget; the default of presets for data without validation classes, "
+    "ImageNet-21K) or test-oracle (papers' best-on-test, for comparison only).",
+    show_default=False)]
 DeviceOption = Annotated[str, typer.Option(
     "--device", metavar="[auto|cpu|cuda]", help="auto, cpu or cuda.")]
 ResumeSeedsOption = Annotated[bool, typer.Option(
@@ -108,10 +110,10 @@ def _check_dataset(dataset: str, root: Path | None) -> None:
                             f"{hint} Otherwise pass --root DIR with its files")
 
 
-def _check_selection(selection: str) -> None:
+def _check_selection(selection: str | None) -> None:
     from gzsl.experiments.config import SELECTIONS
 
-    if selection not in SELECTIONS:
+    if selection is not None and selection not in SELECTIONS:
         raise typer.BadParameter(f"choose one of {', '.join(SELECTIONS)}",
                                  param_hint="--selection")
 
@@ -180,7 +182,8 @@ def train(
     selection: Annotated[str | None, typer.Option(
         "--selection", metavar="[val|final|test-oracle]",
         help="val (honest default: choices made on the validation classes), "
-        "final (fixed budget) or test-oracle (papers' best-on-test, for comparison only).",
+        "final (fixed budget; the default of presets for data without validation classes, "
+        "ImageNet-21K) or test-oracle (papers' best-on-test, for comparison only).",
         show_default=False)] = None,
     out: Annotated[Path | None, typer.Option(
         "--out", metavar="DIR",
@@ -230,12 +233,12 @@ def train(
         if method is None or dataset is None:
             raise typer.BadParameter("give METHOD and DATASET (or --resume RUN_DIR)",
                                      param_hint="METHOD DATASET")
-        selection = selection or "val"
         seed = 0 if seed is None else seed
         _check_selection(selection)
         _check_dataset(dataset, root)
         config = resolve(method, dataset, preset=preset, overrides=tuple(set_ or ()),
                          seed=seed, selection=selection, device=device or "auto")
+        selection = config.selection
         out = out or default_run_dir(config)
         _use_threads(threads)
         _log(f"[bold]{config.method}[/] on [bold]{dataset}[/], selection [bold]{selection}[/], "
@@ -278,7 +281,7 @@ def reproduce(
     preset: PresetOption = None,
     set_: SetOption = None,
     device: DeviceOption = "auto",
-    selection: SelectionOption = "val",
+    selection: SelectionOption = None,
     out: Annotated[Path | None, typer.Option(
         "--out", metavar="DIR", help="Folder for the runs.")] = None,
     resume: ResumeSeedsOption = False,
@@ -299,6 +302,7 @@ def reproduce(
         raise typer.BadParameter("must be at least 1", param_hint="--seeds")
     config = resolve(method, dataset, preset=preset, overrides=tuple(set_ or ()),
                      selection=selection, device=device)
+    selection = config.selection
     out = out or default_run_dir(config).with_name(
         f"reproduce-{config.method}-{dataset.lower()}-{selection}")
     _use_threads(threads)
@@ -325,7 +329,7 @@ def ablate(
     preset: PresetOption = None,
     set_: SetOption = None,
     device: DeviceOption = "auto",
-    selection: SelectionOption = "val",
+    selection: SelectionOption = None,
     out: Annotated[Path | None, typer.Option(
         "--out", metavar="DIR", help="Folder for the runs.")] = None,
     resume: ResumeSeedsOption = False,
@@ -333,11 +337,14 @@ def ablate(
     overwrite: OverwriteOption = False,
 ) -> None:
     """Run each of a method's ablations (e.g. GSMFlow's Table 3) and print one table."""
+    from gzsl.experiments.config import resolve
     from gzsl.experiments.reproduce import ablation_overrides, run_seeds, summarise
 
     _check_selection(selection)
     _check_dataset(dataset, root)
     variants = ablation_overrides(method, list(only) if only else None)
+    selection = resolve(method, dataset, preset=preset, overrides=tuple(set_ or ()),
+                        selection=selection).selection
     base = out or Path("runs") / f"ablate-{method.lower()}-{dataset.lower()}-{selection}"
     _use_threads(threads)
     summaries, synthetic = [], False
@@ -394,6 +401,12 @@ def list_command(
     for name in BENCHMARKS:
         datasets.add_row(name, "your files: --root DIR (xlsa17 res101.mat + att_splits.mat, "
                                "data.mat + label.mat, or .npz)")
+    from gzsl.data.imagenet import split_definitions
+
+    for split in split_definitions().values():
+        datasets.add_row(split.dataset, f"ImageNet-21K, {split.paper} ({split.size:,} unseen "
+                         "classes): a feature store as --root DIR (gzsl data convert-imagenet, "
+                         "or make-imagenet-synthetic: SYNTHETIC)")
     console.print(datasets)
     presets = Table(title="presets" + ("" if verbose else " (whole descriptions: --verbose)"))
     for column in ("method", "preset", "dataset", "published H", "description"):

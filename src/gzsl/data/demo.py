@@ -25,6 +25,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 
@@ -43,6 +44,8 @@ EMBEDDED_DATASETS: dict[str, tuple[str, float]] = {
     "demo-awa2": ("embedded: as demo at AWA2's real per-class image counts (~590 training "
                   "images per seen class, 37,322 in all), SYNTHETIC features", 1.0),
 }
+#: Classes per block of the class-level hidden layer (:class:`SyntheticFeatureModel`).
+_CLASS_BLOCK = 2048
 #: Smallest number of images a demo class gets, whatever the scale.
 MIN_IMAGES_PER_CLASS = 8
 #: Smallest number of test-seen images of a seen demo class.
@@ -123,49 +126,121 @@ def make_synthetic_features(
                          "shared_rank non-negative")
     if tail_degrees_of_freedom <= 2:
         raise ValueError("tail_degrees_of_freedom must exceed 2 (finite variance)")
-    n_classes, semantic_dim = semantics.shape
-    class_seed, image_seeds = np.random.SeedSequence(seed).spawn(2)
-    class_stream = np.random.default_rng(class_seed)
+    model = SyntheticFeatureModel.draw(
+        semantics, feature_dim=feature_dim, seed=seed, latent_dim=latent_dim,
+        class_rank=class_rank, shared_rank=shared_rank,
+        attribute_strength=attribute_strength, residual_strength=residual_strength,
+        nonlinearity=nonlinearity, spread=spread, spread_variation=spread_variation,
+        shared_strength=shared_strength, noise=noise,
+        tail_degrees_of_freedom=tail_degrees_of_freedom, offset=offset,
+        gain_variation=gain_variation)
+    return model.images(np.arange(semantics.shape[0], dtype=np.int64), counts)
 
-    std = semantics.std(axis=0)
-    standardised = (semantics - semantics.mean(axis=0)) / np.where(std > 0, std, 1.0)
-    hidden_dim = 4 * semantic_dim
-    weights_in = class_stream.normal(size=(semantic_dim, hidden_dim)) / np.sqrt(semantic_dim)
-    bias_in = class_stream.normal(scale=0.5, size=hidden_dim)
-    weights_out = class_stream.normal(size=(hidden_dim, latent_dim))
-    attribute_part = np.tanh(nonlinearity * standardised @ weights_in + bias_in) @ weights_out
-    attribute_part = _unit_rms(attribute_part - attribute_part.mean(axis=0))
-    residual_part = _unit_rms(class_stream.normal(size=(n_classes, latent_dim)))
-    centres = attribute_strength * attribute_part + residual_strength * residual_part
 
-    direction_scales = _unit_norm(1.0 / np.sqrt(np.arange(1, class_rank + 1)))
-    class_bases = (class_stream.normal(size=(n_classes, class_rank, latent_dim))
-                   * direction_scales[:, None])
-    class_spreads = spread * np.exp(spread_variation * class_stream.normal(size=n_classes))
-    shared_scales = shared_strength * _unit_norm(1.0 / np.sqrt(np.arange(1, shared_rank + 1)))
-    shared_basis = class_stream.normal(size=(shared_rank, latent_dim)) * shared_scales[:, None]
-    decoder = class_stream.normal(size=(latent_dim, feature_dim)) / np.sqrt(latent_dim)
-    dimension_offsets = offset + 0.5 * class_stream.normal(size=feature_dim)
-    dimension_scales = np.exp(0.5 * class_stream.normal(size=feature_dim))
+@dataclass(frozen=True)
+class SyntheticFeatureModel:
+    """The class-level draws of :func:`make_synthetic_features`, from which the images of
+    any subset of classes can be drawn later, a few classes at a time.
 
-    labels = np.repeat(np.arange(n_classes, dtype=np.int64), counts)
-    t_scale = np.sqrt((tail_degrees_of_freedom - 2) / tail_degrees_of_freedom)
-    factors, shared_factors, noise_draws, gain_draws = [], [], [], []
-    for class_seed, n in zip(image_seeds.spawn(n_classes), counts.tolist(), strict=True):
-        draw = np.random.default_rng(class_seed)
-        factors.append(t_scale * draw.standard_t(tail_degrees_of_freedom, size=(n, class_rank)))
-        shared_factors.append(draw.normal(size=(n, shared_rank)))
-        noise_draws.append(draw.normal(size=(n, feature_dim)))
-        gain_draws.append(draw.normal(size=(n, 1)))
-    factors, shared_factors, noise_draws, gain_draws = (
-        np.concatenate(d) for d in (factors, shared_factors, noise_draws, gain_draws))
-    latents = (centres[labels]
-               + class_spreads[labels, None] * np.einsum("nk,nkl->nl", factors,
-                                                         class_bases[labels])
-               + shared_factors @ shared_basis)
-    pre = dimension_offsets + latents @ decoder + noise * noise_draws
-    features = np.exp(gain_variation * gain_draws) * dimension_scales * np.maximum(pre, 0.0)
-    return features.astype(np.float32), labels
+    The images of a class depend only on the seed, the semantics and that class's count
+    (each class has its own random stream), so drawing the classes in chunks uses the
+    random draws one call over all classes would (the floating-point results may differ
+    in the last bits, as matrix products of other shapes may round differently).
+    :func:`gzsl.data.imagenet.make_synthetic_imagenet` writes a world of 21K classes to
+    disk this way without holding its features. :func:`make_synthetic_features` is
+    ``draw`` then ``images`` of every class, the demo's features bit for bit.
+    """
+
+    centres: np.ndarray
+    class_bases: np.ndarray
+    class_spreads: np.ndarray
+    shared_basis: np.ndarray
+    decoder: np.ndarray
+    dimension_offsets: np.ndarray
+    dimension_scales: np.ndarray
+    image_seeds: tuple[np.random.SeedSequence, ...]
+    class_rank: int
+    shared_rank: int
+    feature_dim: int
+    noise: float
+    tail_degrees_of_freedom: float
+    gain_variation: float
+
+    @classmethod
+    def draw(cls, semantics: np.ndarray, *, feature_dim: int, seed: int, latent_dim: int,
+             class_rank: int, shared_rank: int, attribute_strength: float,
+             residual_strength: float, nonlinearity: float, spread: float,
+             spread_variation: float, shared_strength: float, noise: float,
+             tail_degrees_of_freedom: float, offset: float,
+             gain_variation: float) -> SyntheticFeatureModel:
+        """Every class-level draw, in the order :func:`make_synthetic_features` makes them
+        (its arguments are documented there)."""
+        semantics = np.asarray(semantics, dtype=np.float64)
+        n_classes, semantic_dim = semantics.shape
+        class_seed, image_seeds = np.random.SeedSequence(seed).spawn(2)
+        class_stream = np.random.default_rng(class_seed)
+
+        std = semantics.std(axis=0)
+        standardised = (semantics - semantics.mean(axis=0)) / np.where(std > 0, std, 1.0)
+        hidden_dim = 4 * semantic_dim
+        weights_in = (class_stream.normal(size=(semantic_dim, hidden_dim))
+                      / np.sqrt(semantic_dim))
+        bias_in = class_stream.normal(scale=0.5, size=hidden_dim)
+        weights_out = class_stream.normal(size=(hidden_dim, latent_dim))
+        # The hidden layer is classes x 4A: at 21K classes and A = 500, 340 MB a copy,
+        # so it is computed a block of classes at a time (the demo's 50 fit in one).
+        attribute_part = np.concatenate([
+            np.tanh(nonlinearity * standardised[start:start + _CLASS_BLOCK] @ weights_in
+                    + bias_in) @ weights_out
+            for start in range(0, n_classes, _CLASS_BLOCK)])
+        attribute_part = _unit_rms(attribute_part - attribute_part.mean(axis=0))
+        residual_part = _unit_rms(class_stream.normal(size=(n_classes, latent_dim)))
+        centres = attribute_strength * attribute_part + residual_strength * residual_part
+
+        direction_scales = _unit_norm(1.0 / np.sqrt(np.arange(1, class_rank + 1)))
+        class_bases = (class_stream.normal(size=(n_classes, class_rank, latent_dim))
+                       * direction_scales[:, None])
+        class_spreads = spread * np.exp(spread_variation
+                                        * class_stream.normal(size=n_classes))
+        shared_scales = shared_strength * _unit_norm(
+            1.0 / np.sqrt(np.arange(1, shared_rank + 1)))
+        shared_basis = (class_stream.normal(size=(shared_rank, latent_dim))
+                        * shared_scales[:, None])
+        decoder = class_stream.normal(size=(latent_dim, feature_dim)) / np.sqrt(latent_dim)
+        dimension_offsets = offset + 0.5 * class_stream.normal(size=feature_dim)
+        dimension_scales = np.exp(0.5 * class_stream.normal(size=feature_dim))
+        return cls(centres, class_bases, class_spreads, shared_basis, decoder,
+                   dimension_offsets, dimension_scales, tuple(image_seeds.spawn(n_classes)),
+                   class_rank, shared_rank, feature_dim, noise, tail_degrees_of_freedom,
+                   gain_variation)
+
+    def images(self, classes: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``counts[i]`` images of class ``classes[i]`` each: ``(n, D)`` float32 features
+        and ``(n,)`` int64 labels, in the order of ``classes``."""
+        classes = np.asarray(classes, dtype=np.int64)
+        counts = np.asarray(counts, dtype=np.int64)
+        labels = np.repeat(classes, counts)
+        if len(classes) == 0:
+            return np.zeros((0, self.feature_dim), dtype=np.float32), labels
+        degrees = self.tail_degrees_of_freedom
+        t_scale = np.sqrt((degrees - 2) / degrees)
+        factors, shared_factors, noise_draws, gain_draws = [], [], [], []
+        for label, n in zip(classes.tolist(), counts.tolist(), strict=True):
+            draw = np.random.default_rng(self.image_seeds[label])
+            factors.append(t_scale * draw.standard_t(degrees, size=(n, self.class_rank)))
+            shared_factors.append(draw.normal(size=(n, self.shared_rank)))
+            noise_draws.append(draw.normal(size=(n, self.feature_dim)))
+            gain_draws.append(draw.normal(size=(n, 1)))
+        factors, shared_factors, noise_draws, gain_draws = (
+            np.concatenate(d) for d in (factors, shared_factors, noise_draws, gain_draws))
+        latents = (self.centres[labels]
+                   + self.class_spreads[labels, None] * np.einsum(
+                       "nk,nkl->nl", factors, self.class_bases[labels])
+                   + shared_factors @ self.shared_basis)
+        pre = self.dimension_offsets + latents @ self.decoder + self.noise * noise_draws
+        features = (np.exp(self.gain_variation * gain_draws) * self.dimension_scales
+                    * np.maximum(pre, 0.0))
+        return features.astype(np.float32), labels
 
 
 def _unit_rms(values: np.ndarray) -> np.ndarray:

@@ -102,6 +102,13 @@ def read_dataset(name: str | None, root: str | Path | None = None, *,
     unknown option, nothing found under ``root``) still raise :class:`DataError`.
     """
     _check_options(layout, semantics)
+    from gzsl.data.imagenet import split_of
+
+    if split_of(name) is not None:
+        raise DataError(f"{name} is an ImageNet-21K split, too large to load into memory",
+                        fix="it is read from a feature store as a LargeTask "
+                        "(gzsl.data.imagenet.load_large_task); check one with `gzsl data "
+                        "check STORE`")
     if name is not None and name.lower() in EMBEDDED_NAMES:
         from gzsl.data.demo import load_embedded
 

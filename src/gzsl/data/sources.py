@@ -6,6 +6,10 @@ reads rows through :class:`FeatureSource`: an in-memory array
 (:class:`ArrayFeatures`, for small data and for tests that pin the streamed path to
 the in-memory one) and an on-disk store implement the same three members, so the
 streamed code never knows which it reads.
+
+The on-disk implementation is :class:`gzsl.data.store.OnDiskFeatures` (a float16
+matrix on disk, read a few rows at a time); :func:`gzsl.data.imagenet.load_large_task`
+builds the ``LargeTask`` of an ``IMAGENET-<SPLIT>`` dataset from a store.
 """
 
 from __future__ import annotations

@@ -108,6 +108,7 @@ class Preset:
     evaluation: dict[str, Any] = field(default_factory=dict)
     published: dict[str, Any] = field(default_factory=dict)
     path: str | None = None
+    selection: str | None = None
 
 
 @dataclass(frozen=True)
@@ -179,11 +180,15 @@ def load_preset(path: Path) -> Preset:
     except (OSError, tomllib.TOMLDecodeError) as error:
         raise GZSLError(f"cannot read preset {path}: {error}") from error
     allowed = {"description", "dataset", "method", "data", "method_settings", "evaluation",
-               "published"}
+               "published", "selection"}
     raw_method = raw.pop("method", {})
     unknown = set(raw) - allowed
     if unknown:
         raise GZSLError(f"preset {path}: unknown top-level key(s) {', '.join(sorted(unknown))}")
+    selection = raw.get("selection")
+    if selection is not None and selection not in SELECTIONS:
+        raise GZSLError(f"preset {path}: selection {selection!r} is not one of "
+                        f"{', '.join(SELECTIONS)}")
     return Preset(
         name=path.stem,
         method=path.parent.name,
@@ -194,6 +199,7 @@ def load_preset(path: Path) -> Preset:
         evaluation=dict(raw.get("evaluation", {})),
         published=dict(raw.get("published", {})),
         path=str(path),
+        selection=selection,
     )
 
 
@@ -255,14 +261,18 @@ def section_of(method: str, name: str) -> str:
 
 def resolve(method: str, dataset: str, *, preset: str | None = None,
             overrides: list[str] | tuple[str, ...] = (), seed: int = 0,
-            selection: str = "val", device: str = "auto",
+            selection: str | None = None, device: str = "auto",
             values: dict[str, Any] | None = None) -> ExperimentConfig:
     """Combine defaults, the preset (named, a path, or the dataset's own) and overrides.
 
     ``overrides`` are ``--set`` texts (``section.key=value``); ``values`` maps
     ``section.key`` (or a bare key, looked up with :func:`section_of`) to Python values,
-    applied after them.
+    applied after them. ``selection`` None is the preset's own (its ``selection`` key;
+    the ImageNet-21K presets say ``final``) or ``val``. A dataset without validation
+    classes by definition (the ImageNet-21K splits) refuses ``val`` here, before any
+    file is read (:func:`gzsl.data.imagenet.check_selection`).
     """
+    from gzsl.data.imagenet import check_selection
     from gzsl.methods.base import available_methods
 
     methods = available_methods()
@@ -270,7 +280,8 @@ def resolve(method: str, dataset: str, *, preset: str | None = None,
         raise GZSLError(f"unknown method {method!r}.{did_you_mean(method, methods)} "
                         f"(available: {', '.join(methods)})")
     method_cls = get_method(method)
-    check_choice("selection", selection, SELECTIONS)
+    if selection is not None:
+        check_choice("selection", selection, SELECTIONS)
     path = find_preset(method_cls.name, preset or dataset)
     if preset is not None and path is None:
         names = [p.stem for p in sorted((PRESET_DIR / method_cls.name).glob("*.toml"))]
@@ -278,6 +289,8 @@ def resolve(method: str, dataset: str, *, preset: str | None = None,
                         f"{did_you_mean(preset, names)} (available: "
                         f"{', '.join(names) or 'none'}; or pass a .toml path)")
     loaded = load_preset(path) if path is not None else None
+    selection = selection or (loaded.selection if loaded else None) or "val"
+    check_selection(dataset, selection)
     sections: dict[str, dict[str, Any]] = {
         "method": dict(loaded.method_settings) if loaded else {},
         "evaluation": dict(loaded.evaluation) if loaded else {},
