@@ -24,12 +24,14 @@ def test_each_split_has_a_preset_with_the_papers_settings_and_numbers(dataset):
     split = dataset.split("-", 1)[1]
     assert (config.published["T1"], config.published["H"]) == PUBLISHED[split]
     assert "U" not in config.published
-    assert resolve("vaecflow", dataset, selection="test-oracle").selection == "test-oracle"
 
 
 def test_val_is_refused_for_imagenet_and_stays_the_default_elsewhere():
     with pytest.raises(GZSLError, match="IMAGENET-M1K has no validation classes"):
         resolve("vaecflow", "imagenet-m1k", selection="val")
+    with pytest.raises(GZSLError, match="IMAGENET-2H runs out of core, where --selection "
+                       "test-oracle .* use --selection final"):
+        resolve("vaecflow", "IMAGENET-2H", selection="test-oracle")
     assert resolve("vaecflow", "demo").selection == "val"
     assert resolve("gaussian", "demo", selection="final").selection == "final"
 

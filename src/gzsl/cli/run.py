@@ -130,8 +130,8 @@ def results_table(result: RunResult) -> Table:
         table.add_column(metric, justify="right")
     table.add_row("this run", *(f"{getattr(result, m):.1f}" for m in METRICS))
     if result.published:
-        table.add_row(f"published ({result.published.get('source', 'paper')})",
-                      *(_published(result.published, m) for m in METRICS))
+        table.add_row("published", *(_published(result.published, m) for m in METRICS))
+        table.caption = _source(result.published)
     return table
 
 
@@ -152,9 +152,16 @@ def summary_table(title: str, summaries: list[Summary], with_published: bool = T
                         else f"{summary.mean[m]:.1f} ± {summary.std[m]:.1f}" for m in METRICS))
     published = summaries[0].published if summaries else {}
     if with_published and published:
-        table.add_row(f"published ({published.get('source', 'paper')})", "test-oracle", "",
+        table.add_row("published", "test-oracle", "",
                       *(_published(published, m) for m in METRICS))
+        table.caption = _source(published)
     return table
+
+
+def _source(published: dict) -> str:
+    """The caption under a table with a published row: where the numbers come from (a
+    long text, which squeezed the table's columns as the row's label)."""
+    return f"published: {published.get('source', 'the paper')}"
 
 
 def _published(published: dict, metric: str) -> str:

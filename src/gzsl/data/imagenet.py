@@ -88,18 +88,22 @@ def split_of(dataset: str | None) -> str | None:
 
 
 def check_selection(dataset: str, selection: str) -> None:
-    """Refuse ``--selection val`` for an ImageNet-21K split, naming the alternatives.
+    """Refuse any selection but ``final`` for an ImageNet-21K split, in one line.
 
-    The splits define no validation classes (Xian et al.; VAE-cFlow trains a fixed
-    150K iterations and reports the end), and carving some out of the 1,000 seen classes
-    would be a protocol of our own that no published number follows.
+    ``val``: the splits define no validation classes (Xian et al.; VAE-cFlow trains a
+    fixed 150K iterations and reports the end), and carving some out of the 1,000 seen
+    classes would be a protocol of our own that no published number follows.
+    ``test-oracle``: scoring every checkpoint on the test set is not done out of core
+    (:func:`gzsl.experiments.streamed.check_large_config`).
     """
-    if selection == "val" and split_of(dataset) is not None:
-        raise GZSLError(
-            f"{dataset.upper()} has no validation classes (the ImageNet-21K splits define "
-            "none), so --selection val has nothing to select on: use --selection final "
-            "(the paper's protocol: the preset's fixed iterations; the default for these "
-            "presets) or --selection test-oracle (selects on the test set; an upper bound)")
+    if split_of(dataset) is None or selection == "final":
+        return
+    why = ("has no validation classes (the ImageNet-21K splits define none), so --selection "
+           "val has nothing to select on" if selection == "val" else
+           f"runs out of core, where --selection {selection} (scoring every checkpoint on "
+           "the test set) is not available")
+    raise GZSLError(f"{dataset.upper()} {why}: use --selection final (the paper's protocol: "
+                    "the preset's fixed iterations; the default for these presets)")
 
 
 def locate_store(dataset: str, root: str | Path | None) -> Path:

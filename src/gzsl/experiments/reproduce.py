@@ -16,7 +16,7 @@ from gzsl.data.errors import GZSLError
 from gzsl.experiments.config import ExperimentConfig, resolve
 from gzsl.experiments.resume import comparable_config, resume_run
 from gzsl.experiments.rundir import RunDir
-from gzsl.experiments.runner import Log, RunResult, load_data, run_experiment
+from gzsl.experiments.runner import Log, RunResult, is_out_of_core, load_data, run_experiment
 from gzsl.methods.base import get_method
 
 METRICS: tuple[str, ...] = ("U", "S", "H", "T1")
@@ -82,13 +82,13 @@ def run_seeds(method: str, dataset: str, seeds: list[int], *, root: str | Path |
                 log(f"  finished before: reading {run_dir / 'results.json'}")
             results.append(read_result(run_dir))
             continue
-        if data is None:
+        if data is None and not is_out_of_core(config.dataset):
             data = load_data(config, root)
         if action == "resume":
             results.append(resume_run(run_dir, root=root, device=device, data=data, log=log))
         else:
-            results.append(run_experiment(config, out=run_dir, data=data, log=log,
-                                          overwrite=overwrite))
+            results.append(run_experiment(config, root=root, out=run_dir, data=data,
+                                          log=log, overwrite=overwrite))
     return results
 
 

@@ -27,6 +27,7 @@ from gzsl.experiments.runner import (
     RunResult,
     Tracker,
     _finish,
+    is_out_of_core,
     load_data,
     resolve_device,
 )
@@ -45,6 +46,9 @@ def resume_run(run_dir: str | Path, *, root: str | Path | None = None,
     log = log or (lambda message: None)
     folder.check(resume=True)
     config = folder.experiment_config()
+    if is_out_of_core(config.dataset):
+        raise GZSLError(f"{folder.path} is an out-of-core {config.dataset} run, which saves no "
+                        f"resume state: run it again with --overwrite")
     if device is not None:
         config = dataclasses.replace(config, device=device)
     metadata = folder.metadata()

@@ -479,11 +479,28 @@ def run_experiment(config: ExperimentConfig, *, root: str | Path | None = None,
                    save_every=save_every, overwrite=overwrite)[0]
 
 
+def is_out_of_core(dataset: str) -> bool:
+    """Whether ``dataset`` names an ImageNet-21K split, read from a feature store and run
+    out of core (:mod:`gzsl.experiments.streamed`) instead of in memory."""
+    from gzsl.data.imagenet import split_of
+
+    return split_of(dataset) is not None
+
+
 def execute(config: ExperimentConfig, *, root: str | Path | None = None,
             out: str | Path | None = None, data: GZSLData | None = None,
             log: Log | None = None, tracker: Tracker | None = None, save_every: int = 1,
-            overwrite: bool = False) -> tuple[RunResult, Experiment, Generator, Evaluation]:
-    """:func:`run_experiment`, also returning the experiment, generator and evaluation."""
+            overwrite: bool = False
+            ) -> tuple[RunResult, Experiment | None, Generator, Evaluation]:
+    """:func:`run_experiment`, also returning the experiment, generator and evaluation.
+
+    An ImageNet-21K split (:func:`is_out_of_core`) runs through
+    :func:`gzsl.experiments.streamed.run_large` instead; it has no :class:`Experiment`
+    (None), saves no resume state and feeds no tracker.
+    """
+    if data is None and is_out_of_core(config.dataset):
+        return _execute_out_of_core(config, root=root, out=out, log=log, tracker=tracker,
+                                    overwrite=overwrite)
     if out is None:
         return _finish(Experiment(config, data if data is not None else load_data(config, root),
                                   log, root=root, tracker=tracker, save_every=save_every))
@@ -497,6 +514,28 @@ def execute(config: ExperimentConfig, *, root: str | Path | None = None,
         experiment.run_dir = run_dir
         experiment.write_start()
         return _finish(experiment)
+
+
+def _execute_out_of_core(config: ExperimentConfig, *, root: str | Path | None,
+                         out: str | Path | None, log: Log | None, tracker: Tracker | None,
+                         overwrite: bool
+                         ) -> tuple[RunResult, None, Generator, Evaluation]:
+    """Every refusal first (settings, trackers, the run folder), then the store is opened
+    and the run streamed."""
+    from gzsl.data.imagenet import load_large_task
+    from gzsl.experiments.streamed import check_large_config, run_large
+
+    check_large_config(config)
+    if tracker is not None:
+        raise GZSLError(f"{config.dataset} runs out of core, which feeds no tracker yet: "
+                        f"drop --tensorboard / --mlflow (checkpoints.csv and results.json "
+                        f"are written as usual)")
+    if out is not None:
+        RunDir(out).check(overwrite=overwrite)
+    task = load_large_task(config.dataset, root)
+    result, model, evaluation = run_large(config, task, out=out, log=log, root=root,
+                                          overwrite=overwrite)
+    return result, None, model, evaluation
 
 
 def _finish(experiment: Experiment) -> tuple[RunResult, Experiment, Generator, Evaluation]:
