@@ -44,7 +44,7 @@ from typing import Any
 import numpy as np
 
 from gzsl.data.errors import DataError
-from gzsl.data.io import check_readable, summarize
+from gzsl.data.io import check_readable, sha256_file, summarize
 from gzsl.data.sources import LargeTask
 from gzsl.data.validation import Problem
 
@@ -296,7 +296,7 @@ class StoreWriter:
                        for split, classes in splits.items()},
             "checksum": {"algorithm": "sha256",
                          "features_sha256": self._digest.hexdigest(),
-                         "arrays_sha256": _sha256_file(arrays_path)},
+                         "arrays_sha256": sha256_file(arrays_path)},
             "provenance": provenance,
         }
         (self.partial / MANIFEST).write_text(json.dumps(manifest, indent=2, default=str) + "\n")
@@ -309,14 +309,6 @@ class StoreWriter:
         """Drop what was written (after an error)."""
         self._file.close()
         shutil.rmtree(self.partial, ignore_errors=True)
-
-
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 22), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 # ------------------------------------------------------------------------- reading
@@ -529,7 +521,7 @@ def content_problems(store: Store, progress: Progress | None = None) -> list[Pro
     fix = "the store changed after it was written: write it again"
     problems = []
     arrays_path = store.root / ARRAYS_FILE
-    if _sha256_file(arrays_path) != checksum.get("arrays_sha256"):
+    if sha256_file(arrays_path) != checksum.get("arrays_sha256"):
         problems.append(Problem(f"checksum mismatch: {ARRAYS_FILE} differs from the "
                                 "manifest's arrays_sha256", file=str(arrays_path), fix=fix))
     digest = hashlib.sha256()

@@ -15,7 +15,6 @@ side resized to 256, centre crop 224, ImageNet mean and standard deviation.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -24,6 +23,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from gzsl.data.errors import GZSLError
+from gzsl.data.io import sha256_file
 
 DEFAULT_BACKBONE = "microsoft/resnet-101"
 DEFAULT_PROVIDER = "transformers"
@@ -143,17 +143,9 @@ def weights_id(name: str, model: Any = None) -> dict[str, Any]:
     if folder.is_dir():
         files = sorted(p for p in folder.iterdir() if p.suffix in (".safetensors", ".bin", ".pt"))
         return {"local_folder": str(folder.resolve()),
-                "sha256": {p.name: _sha256(p) for p in files}}
+                "sha256": {p.name: sha256_file(p) for p in files}}
     commit = getattr(getattr(model, "config", None), "_commit_hash", None)
     return {"hub": name, "commit": commit}
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 22), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def library_versions(*modules: str) -> dict[str, str]:
