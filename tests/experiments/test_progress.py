@@ -112,6 +112,8 @@ def test_long_run_note_names_iterations_time_how_it_was_measured_and_the_small_p
     assert note.startswith("note: this run trains up to 184,000 iterations on the CPU, "
                            "about 25h33m at the pace of its first 10 (0.5 s each;")
     assert "checkpoint scoring comes on top" in note and "--preset small" in note
+    already = progress.long_run_note(1000, 0.9, 10, small=True)
+    assert "--preset small" not in already and "lower its budget with --set" in already
 
 
 def test_a_long_run_is_announced_once_after_its_first_steps_and_a_short_one_never():
@@ -153,3 +155,10 @@ def test_a_cpu_run_announces_its_iterations_only_when_long(monkeypatch):
     planned = sum(model.total_iterations(len(data.task(name).train_labels))
                   for name in ("validation", "final"))
     assert len(notes) == 1 and f"up to {planned:,} iterations" in notes[0]
+    assert "--preset small" in notes[0]
+    small = resolve("gsmflow", "tiny", preset="small", overrides=TINY, selection="val",
+                    device="cpu")
+    lines.clear()
+    run_experiment(small, data=data, log=lines.append)
+    notes = [line for line in lines if line.startswith("note: this run trains")]
+    assert len(notes) == 1 and "--preset small" not in notes[0]

@@ -117,14 +117,22 @@ class ProgressReporter:
 LONG_RUN_SECONDS = 10 * 60
 
 
-def long_run_note(iterations: int, seconds_per_iteration: float, measured: int) -> str:
+#: What :func:`long_run_note` suggests instead, for runs of the small preset and others.
+SMALLER = {True: "For a shorter run, lower its budget with --set (e.g. method.epochs or "
+                 "method.iterations), or use a GPU (--device cuda)",
+           False: "For a run of minutes on your own data, stop it (Ctrl-C) and train with "
+                  "--preset small, or use a GPU (--device cuda)"}
+
+
+def long_run_note(iterations: int, seconds_per_iteration: float, measured: int,
+                  small: bool = False) -> str:
     """The note for a long CPU run: its iterations, the time they take at the pace of the
-    first ``measured`` ones, and the small preset as the alternative."""
+    first ``measured`` ones, and the alternative (the small preset, unless ``small``: the
+    run already uses it)."""
     return (f"note: this run trains up to {iterations:,} iterations on the CPU, about "
             f"{duration(iterations * seconds_per_iteration)} at the pace of its first "
             f"{measured} ({seconds_per_iteration:.3g} s each; checkpoint scoring comes on "
-            f"top). For a run of minutes on your own data, stop it (Ctrl-C) and train with "
-            f"--preset small, or use a GPU (--device cuda)")
+            f"top). {SMALLER[small]}")
 
 
 class LongRunNote:
@@ -140,8 +148,8 @@ class LongRunNote:
 
     def __init__(self, iterations: int, log: Callable[[str], None], *,
                  threshold: float | None = None, steps: int = 10, seconds: float = 20.0,
-                 clock: Callable[[], float] = time.perf_counter) -> None:
-        self.iterations, self.log = iterations, log
+                 small: bool = False, clock: Callable[[], float] = time.perf_counter) -> None:
+        self.iterations, self.log, self.small = iterations, log, small
         self.threshold = LONG_RUN_SECONDS if threshold is None else threshold
         self.steps, self.seconds, self.clock = steps, seconds, clock
         self.started: float | None = None
@@ -163,7 +171,7 @@ class LongRunNote:
         self.done = True
         pace = elapsed / self.measured
         if self.iterations * pace >= self.threshold:
-            self.log(long_run_note(self.iterations, pace, self.measured))
+            self.log(long_run_note(self.iterations, pace, self.measured, self.small))
 
 
 @dataclass(frozen=True)
