@@ -67,6 +67,8 @@ def test_a_run_reports_each_phase_its_scores_and_the_final_evaluation(tmp_path):
     assert lines[0].startswith("validation task: training,")
     assert any(line.startswith("validation task: iteration") and "ETA" in line
                and "losses" in line for line in lines)
+    first = next(line for line in lines if line.startswith("validation task: iteration"))
+    assert "losses nll" in first  # the latest loss window's, before any checkpoint
     assert any(line.startswith("validation task: scored iteration") for line in lines)
     assert any(line.startswith("final task: training,") for line in lines)
     assert lines[-1].startswith("final task: evaluation, final classifier on")

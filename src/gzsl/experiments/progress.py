@@ -80,6 +80,10 @@ class ProgressReporter:
             self._last_time, self._last_fraction = now, fraction
             self.write(self.status())
 
+    def window(self, means: dict[str, float]) -> None:
+        """The latest loss window's means (``losses.csv``): the losses the next line shows."""
+        self.losses = dict(means)
+
     def checkpoint(self, row: dict[str, Any]) -> None:
         """A checkpoint's row: remember its losses; write its scores when it has them."""
         self.losses = {k.removeprefix("loss_"): float(v) for k, v in row.items()

@@ -289,6 +289,9 @@ class Experiment:
             phase.loss_rows.append({"phase": phase.name, "iteration": iteration,
                                     "steps": steps,
                                     **{f"loss_{k}": v for k, v in means.items()}})
+            reporter = progress.active()
+            if reporter is not None:
+                reporter.window(means)
 
         schedule = CheckpointSchedule(
             every=evaluation.checkpoint_every, callback=callback, at=at,
