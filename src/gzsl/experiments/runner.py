@@ -352,7 +352,7 @@ class Experiment:
         if phase.name not in saved:
             return False, None
         phase.rows, phase.epoch_rows = saved[phase.name]["rows"], saved[phase.name]["epoch_rows"]
-        phase.loss_rows = list(saved[phase.name].get("loss_rows", []))  # none before 0.2
+        phase.loss_rows = list(saved[phase.name].get("loss_rows", []))  # older states: none
         if phase.name != self.resume["phases"][-1]["name"]:
             return True, None
         phase.rng.set_state(self.resume["rng"])
