@@ -110,9 +110,11 @@ def test_sigterm_stops_a_cli_run_cleanly_with_the_resume_hint_and_it_resumes(tmp
 
 
 def test_long_run_note_names_iterations_time_how_it_was_measured_and_the_small_preset():
-    note = progress.long_run_note(184_000, 0.5, 10)
+    note = progress.long_run_note(184_000, 0.5, 10, upper=True)
     assert note.startswith("note: this run trains up to 184,000 iterations on the CPU, "
                            "about 25h33m at the pace of its first 10 (0.5 s each;")
+    assert progress.long_run_note(2000, 1.0, 10).startswith("note: this run trains 2,000 "
+                                                            "iterations on the CPU, about 33m20s")
     assert "checkpoint scoring comes on top" in note and "--preset small" in note
     already = progress.long_run_note(1000, 0.9, 10, small=True)
     assert "--preset small" not in already and "lower its budget with --set" in already

@@ -129,11 +129,12 @@ SMALLER = {True: "For a shorter run, lower its budget with --set (e.g. method.ep
 
 
 def long_run_note(iterations: int, seconds_per_iteration: float, measured: int,
-                  small: bool = False) -> str:
-    """The note for a long CPU run: its iterations, the time they take at the pace of the
-    first ``measured`` ones, and the alternative (the small preset, unless ``small``: the
-    run already uses it)."""
-    return (f"note: this run trains up to {iterations:,} iterations on the CPU, about "
+                  small: bool = False, upper: bool = False) -> str:
+    """The note for a long CPU run: its iterations (``upper``: at most that many), the
+    time they take at the pace of the first ``measured`` ones, and the alternative (the
+    small preset, unless ``small``: the run already uses it)."""
+    return (f"note: this run trains {'up to ' if upper else ''}{iterations:,} iterations on "
+            f"the CPU, about "
             f"{duration(iterations * seconds_per_iteration)} at the pace of its first "
             f"{measured} ({seconds_per_iteration:.3g} s each; checkpoint scoring comes on "
             f"top). {SMALLER[small]}")
@@ -152,8 +153,9 @@ class LongRunNote:
 
     def __init__(self, iterations: int, log: Callable[[str], None], *,
                  threshold: float | None = None, steps: int = 10, seconds: float = 20.0,
-                 small: bool = False, clock: Callable[[], float] = time.perf_counter) -> None:
-        self.iterations, self.log, self.small = iterations, log, small
+                 small: bool = False, upper: bool = False,
+                 clock: Callable[[], float] = time.perf_counter) -> None:
+        self.iterations, self.log, self.small, self.upper = iterations, log, small, upper
         self.threshold = LONG_RUN_SECONDS if threshold is None else threshold
         self.steps, self.seconds, self.clock = steps, seconds, clock
         self.started: float | None = None
@@ -175,7 +177,8 @@ class LongRunNote:
         self.done = True
         pace = elapsed / self.measured
         if self.iterations * pace >= self.threshold:
-            self.log(long_run_note(self.iterations, pace, self.measured, self.small))
+            self.log(long_run_note(self.iterations, pace, self.measured, self.small,
+                                   self.upper))
 
 
 @dataclass(frozen=True)

@@ -303,8 +303,9 @@ class Experiment:
             self._note_due = False
             planned = total + (phase.model.total_iterations(len(self.data.splits["trainval"]))
                                if phase.name == "validation" else 0)
-            self._note = progress.LongRunNote(planned, self.log, small=(
-                Path(self.config.preset or "").name == "small.toml"))
+            self._note = progress.LongRunNote(
+                planned, self.log, small=Path(self.config.preset or "").name == "small.toml",
+                upper=phase.name == "validation")  # the final task stops at the choice
         watchers = () if self._note is None else (self._note.step,)
         self._training = True
         try:
