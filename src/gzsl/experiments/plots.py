@@ -373,7 +373,9 @@ def _training_curves(context: _Context):
             if curve:
                 steps = max(w["steps"] for w in windows_of_phase)
                 axis.plot(*zip(*curve, strict=True), color="C0", linewidth=1.0,
-                          label=f"mean of each {steps} iterations")
+                          marker="o" if len(curve) <= 20 else None, markersize=3,
+                          label=f"mean of each {steps} iterations" if steps > 1
+                          else "each iteration")
                 axis.legend(fontsize=6, loc="upper right")
             else:
                 axis.plot(iterations, values, marker="o", markersize=3, color="C0")
