@@ -74,6 +74,18 @@ def test_list_is_one_line_per_preset_and_verbose_shows_the_whole_text():
     assert "meta-iterations" in long.split("presets", 1)[1]
 
 
+def test_every_method_has_a_small_preset_for_own_data_shown_by_list():
+    from gzsl.experiments.config import list_presets
+
+    small = {p.method: p for p in list_presets() if p.name == "small"}
+    assert set(small) == {"gaussian", "gsmflow", "vaecflow", "amaz"}  # the built-in methods
+    assert all(p.dataset == "any" and "your own data on a CPU" in p.description
+               for p in small.values())
+    rows = [line for line in invoke_cli("list").output.splitlines()
+            if " small " in line and " any " in line]
+    assert len(rows) == len(small)
+
+
 def test_warnings_of_gzsl_are_note_lines_and_others_stay_python_warnings(capsys, monkeypatch):
     inside = str(Path(gzsl.__file__).parent / "methods" / "amaz.py")
     cli._note(UserWarning("AMAZ: 3 seen classes cannot fill 5-way tasks"), UserWarning,

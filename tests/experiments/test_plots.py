@@ -101,7 +101,7 @@ def test_confusion_matrix_rows_are_normalised_counts(report, run_dir):
 
 
 def test_training_curves_hold_every_checkpoint_of_each_phase(report, run_dir):
-    rows = _rows(report.data_files["training_curves"])
+    rows = [r for r in _rows(report.data_files["training_curves"]) if r["kind"] == "checkpoint"]
     checkpoints = _rows(run_dir / "checkpoints.csv")
     assert [(r["phase"], r["iteration"]) for r in rows] == [
         (r["phase"], r["iteration"]) for r in checkpoints]
@@ -174,3 +174,27 @@ def test_training_curves_give_each_loss_its_axis_and_mark_the_choice(report):
     assert "validation task: mean_mse loss" in titles and "final task: mean_mse loss" in titles
     assert "final task: accuracy" not in titles  # not scored there: no empty panel
     assert "validation task: accuracy (%)" in titles
+
+
+def test_loss_windows_are_drawn_and_a_damaged_losses_file_leaves_the_checkpoints(run_dir,
+                                                                               tmp_path):
+    windows = _rows(run_dir / "losses.csv")
+    assert [r["phase"] for r in windows] == ["validation", "final"]  # one step a phase
+    copy = tmp_path / "run"
+    shutil.copytree(run_dir, copy)
+    shown = _rows(plot_run(copy, only=("training_curves",)).data_files["training_curves"])
+    assert [(r["phase"], r["iteration"]) for r in shown if r["kind"] == "window"] == [
+        (r["phase"], r["iteration"]) for r in windows]
+    for damage in ("phase,iteration,steps,loss_mean_mse\nfinal,1,x,0.5\n", None):
+        if damage is None:
+            (copy / "losses.csv").unlink()
+        else:
+            (copy / "losses.csv").write_text(damage)
+        messages: list[str] = []
+        report = plot_run(copy, only=("training_curves",), log=messages.append)
+        assert set(report.written) == {"training_curves"}
+        rows = _rows(report.data_files["training_curves"])
+        assert rows and all(r["kind"] == "checkpoint" for r in rows)
+        notes = [m for m in messages if m.startswith("note:")]
+        assert len(notes) == (0 if damage is None else 1)
+        assert damage is None or "losses.csv has a malformed line 2" in notes[0]

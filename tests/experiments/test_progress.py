@@ -67,6 +67,8 @@ def test_a_run_reports_each_phase_its_scores_and_the_final_evaluation(tmp_path):
     assert lines[0].startswith("validation task: training,")
     assert any(line.startswith("validation task: iteration") and "ETA" in line
                and "losses" in line for line in lines)
+    first = next(line for line in lines if line.startswith("validation task: iteration"))
+    assert "losses nll" in first  # the latest loss window's, before any checkpoint
     assert any(line.startswith("validation task: scored iteration") for line in lines)
     assert any(line.startswith("final task: training,") for line in lines)
     assert lines[-1].startswith("final task: evaluation, final classifier on")
@@ -105,3 +107,62 @@ def test_sigterm_stops_a_cli_run_cleanly_with_the_resume_hint_and_it_resumes(tmp
     resumed = invoke_cli("train", "--resume", str(cut))
     assert resumed.exit_code == 0, resumed.output
     assert "resuming" in resumed.output and (cut / "results.json").exists()
+
+
+def test_long_run_note_names_iterations_time_how_it_was_measured_and_the_small_preset():
+    note = progress.long_run_note(184_000, 0.5, 10, upper=True)
+    assert note.startswith("note: this run trains up to 184,000 iterations on the CPU, "
+                           "about 25h33m at the pace of its first 10 (0.5 s each;")
+    assert progress.long_run_note(2000, 1.0, 10).startswith("note: this run trains 2,000 "
+                                                            "iterations on the CPU, about 33m20s")
+    assert "checkpoint scoring comes on top" in note and "--preset small" in note
+    already = progress.long_run_note(1000, 0.9, 10, small=True)
+    assert "--preset small" not in already and "lower its budget with --set" in already
+
+
+def test_a_long_run_is_announced_once_after_its_first_steps_and_a_short_one_never():
+    announced = {}
+    for pace in (1.0, 0.01):
+        clock, lines = FakeClock(), []
+        note = progress.LongRunNote(2000, lines.append, threshold=600, steps=10,
+                                    seconds=20, clock=clock)
+        for iteration in range(1, 40):
+            clock.now += pace
+            note.step(iteration)
+            if iteration < 11:
+                assert not lines  # the first step starts the clock, ten more are timed
+        announced[pace] = lines
+    assert len(announced[1.0]) == 1 and not announced[0.01]
+    assert "about 33m20s at the pace of its first 10 (1 s each" in announced[1.0][0]
+    clock, lines = FakeClock(), []
+    slow = progress.LongRunNote(500, lines.append, threshold=600, steps=10, seconds=20,
+                                clock=clock)
+    for iteration in range(1, 5):  # 8 s a step: announced once 20 s have passed
+        clock.now += 8
+        slow.step(iteration)
+    assert len(lines) == 1 and "first 3 (8 s each" in lines[0]
+
+
+def test_a_cpu_run_announces_its_iterations_only_when_long(monkeypatch):
+    config = resolve("gsmflow", "tiny", overrides=TINY, selection="val", device="cpu")
+    data = make_tiny_dataset()
+    lines: list[str] = []
+    run_experiment(config, data=data, log=lines.append)
+    assert not any(line.startswith("note: this run trains") for line in lines)
+    monkeypatch.setattr(progress, "LONG_RUN_SECONDS", 0.0)  # every run counts as long
+    lines.clear()
+    run_experiment(config, data=data, log=lines.append)
+    notes = [line for line in lines if line.startswith("note: this run trains")]
+    from gzsl.methods.gsmflow import GSMFlow
+
+    model = GSMFlow(config.method_config)
+    planned = sum(model.total_iterations(len(data.task(name).train_labels))
+                  for name in ("validation", "final"))
+    assert len(notes) == 1 and f"up to {planned:,} iterations" in notes[0]
+    assert "--preset small" in notes[0]
+    small = resolve("gsmflow", "tiny", preset="small", overrides=TINY, selection="val",
+                    device="cpu")
+    lines.clear()
+    run_experiment(small, data=data, log=lines.append)
+    notes = [line for line in lines if line.startswith("note: this run trains")]
+    assert len(notes) == 1 and "--preset small" not in notes[0]

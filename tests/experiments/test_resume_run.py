@@ -64,7 +64,7 @@ def _assert_same_run(resumed: Path, whole: Path) -> None:
     for key in ("seconds", "run_dir"):
         mine.pop(key), theirs.pop(key)
     assert mine == theirs
-    for name in ("checkpoints.csv", "classifier_epochs.csv", "config.json"):
+    for name in ("checkpoints.csv", "losses.csv", "classifier_epochs.csv", "config.json"):
         if (whole / name).exists():
             assert (resumed / name).read_text() == (whole / name).read_text(), name
     with np.load(resumed / "predictions.npz") as left, np.load(whole / "predictions.npz") as right:

@@ -231,3 +231,32 @@ def test_plot_into_a_read_only_run_is_one_clear_error(finished_run, tmp_path, mo
     monkeypatch.setattr(plots, "atomic_write", read_only)
     with pytest.raises(GZSLError, match="cannot write .*plots: Read-only file system"):
         plots.plot_run(finished_run, only=("per_class_accuracy",))
+
+
+@pytest.mark.parametrize(("text", "problem"), [
+    ("phase,iteration,loss_a\nfinal,1,0.5\n", "lacks the column(s) steps"),
+    ("phase,iteration,steps\nfinal,1,1\n", "lacks the column(s) loss_*"),
+    ("phase,iteration,steps,loss_a\nfinal,1,1,zero\n", "malformed line 2"),
+    ("phase,iteration,steps,loss_a\nfinal,1,1,0.5,9\n", "malformed line 2"),
+    ("phase,iteration,steps,loss_a\nfinal,2,1,0.5\nfinal,2,1,0.4\n", "line 3 with iteration 2"),
+    ("phase,iteration,steps,loss_a\nfinal,0,1,0.5\n", "line 2 with iteration 0"),
+    ("\xff\xfe".encode("latin-1"), "cannot read"),
+])
+def test_losses_csv_is_checked_when_read(tmp_path, text, problem):
+    run = RunDir(tmp_path)
+    path = tmp_path / "losses.csv"
+    path.write_bytes(text if isinstance(text, bytes) else text.encode())
+    with pytest.raises(GZSLError, match="losses.csv") as error:
+        run.losses()
+    assert problem in str(error.value) and "\n" not in str(error.value)
+
+
+def test_losses_csv_reads_back_as_numbers_and_is_optional(tmp_path):
+    run = RunDir(tmp_path)
+    assert run.losses() is None
+    (tmp_path / "losses.csv").write_text("phase,iteration,steps,loss_a,loss_b\n"
+                                         "validation,3,3,0.5,\nfinal,3,3,nan,1e-3\n")
+    rows = run.losses()
+    assert rows[0] == {"phase": "validation", "iteration": 3, "steps": 3, "loss_a": 0.5,
+                       "loss_b": pytest.approx(float("nan"), nan_ok=True)}
+    assert rows[1]["loss_b"] == 1e-3 and np.isnan(rows[1]["loss_a"])

@@ -6,11 +6,14 @@ from types import SimpleNamespace
 
 import pytest
 import torch
+from conftest import assert_same_state
 
 from gzsl.data.errors import GZSLError
 from gzsl.methods.base import (
     CheckpointSchedule,
     Generator,
+    Pace,
+    SeenData,
     cpu_copy,
     deterministic_algorithms,
     show_progress,
@@ -134,3 +137,91 @@ def test_device_and_modes_come_from_the_learned_modules():
     assert model.layer_.training
     model._set_training(False)
     assert not model.layer_.training
+
+
+def test_loss_windows_end_every_k_steps_at_checkpoints_and_at_the_end():
+    model = _Tiny().fit(_tiny_data(), rng=torch.Generator())
+    windows, checkpoints = [], []
+    schedule = CheckpointSchedule(every=4, callback=checkpoints.append, losses_every=3,
+                                  on_losses=lambda *window: windows.append(window))
+    with model._training_log(schedule, total=10, loss_names=("a",), device="cpu",
+                             rng=torch.Generator(), optimisers={}, epoch=float) as log:
+        for iteration in range(1, 11):
+            log.step(iteration, torch.tensor([float(iteration)]))
+    # multiples of 3, checkpoints (4, 8) and the end (10); each the mean of its own steps
+    assert windows == [(3, 3, {"a": 2.0}), (4, 1, {"a": 4.0}), (6, 2, {"a": 5.5}),
+                       (8, 2, {"a": 7.5}), (9, 1, {"a": 9.0}), (10, 1, {"a": 10.0})]
+    assert [c.losses for c in checkpoints] == [{"a": 2.5}, {"a": 6.5}, {"a": 9.5}]
+
+
+def test_a_fit_is_the_same_with_loss_windows_and_a_named_bar():
+    from gzsl.methods.gsmflow import GSMFlow
+
+    generator = torch.Generator().manual_seed(3)
+    features = torch.rand(60, 6, generator=generator)
+    data = SeenData(features, torch.arange(60) % 3, torch.rand(4, 5, generator=generator),
+                    torch.arange(3))
+    states, windows = [], []
+    for schedule in (None, CheckpointSchedule(every=5, callback=lambda c: None,
+                                              losses_every=2, label="validation task",
+                                              on_losses=lambda *w: windows.append(w))):
+        model = GSMFlow(epochs=2, hidden_dim=8, global_semantic_dim=4, batch_size=16,
+                        progress=schedule is not None)
+        model.fit(data, rng=torch.Generator().manual_seed(0), schedule=schedule)
+        states.append(model.state_dict())
+    assert_same_state(*states)
+    assert [w[0] for w in windows] == [2, 4, 5, 6]  # 3 steps an epoch, 2 epochs
+    assert set(windows[0][2]) == {"nll", "prototype", "total"}
+
+
+def test_the_bar_names_the_phase_and_its_eta_counts_scoring_to_come():
+    model = _Tiny().fit(_tiny_data(), rng=torch.Generator())
+    model.progress = True
+    descriptions = []
+    schedule = CheckpointSchedule(every=5, label="validation task", scored_from=10,
+                                  callback=lambda c: descriptions.append(log.bar.desc))
+    with model._training_log(schedule, total=20, loss_names=("a",), device="cpu",
+                             rng=torch.Generator(), optimisers={}, epoch=float) as log:
+        for iteration in range(1, 11):
+            log.step(iteration, torch.ones(1))
+        text = str(log.bar)
+    assert descriptions == ["validation task", "validation task: scoring iteration 10"]
+    assert text.startswith("validation task: ") and "10/20" in text
+    assert text.endswith(", ETA 0s]")  # both scored checkpoints left took no time
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_pace_counts_checkpoints_left_and_adds_their_timed_cost():
+    schedule = CheckpointSchedule(every=10, callback=lambda c: None, scored_from=30,
+                                  at=frozenset({25}))
+    clock = _Clock()
+    pace = Pace(total=55, start=0, schedule=schedule, clock=clock)
+    assert pace.eta() is None and pace.eta_text() == "ETA ?"
+    # after 0: 10, 20, 25 (at) plain; 30, 40, 50 and the end (55) scored
+    assert pace.checkpoints_left() == (4, 3)
+    clock.now = 10.0  # 10 steps in 10 s, then a plain checkpoint of 2 s
+    pace.step(10)
+    with pace.checkpoint(10):
+        clock.now += 2.0
+    assert pace.checkpoints_left() == (4, 2)
+    seconds, untimed = pace.eta()
+    assert seconds == pytest.approx(45 * 1.0 + 2 * 2.0) and untimed
+    assert pace.eta_text() == "ETA 49s + scoring"
+    clock.now += 20.0  # to iteration 30 in 20 s, then a scored checkpoint of 30 s
+    pace.step(30)
+    with pace.checkpoint(30):
+        clock.now += 30.0
+    seconds, untimed = pace.eta()
+    assert pace.checkpoints_left() == (3, 0) and not untimed
+    assert seconds == pytest.approx(25 * 1.0 + 3 * 30.0)
+    assert pace.eta_text() == "ETA 1m55s"
+    never = Pace(total=55, start=0, schedule=CheckpointSchedule(every=10,
+                                                                callback=lambda c: None))
+    assert never.checkpoints_left() == (0, 6)

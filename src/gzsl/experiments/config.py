@@ -78,6 +78,9 @@ class EvaluationConfig(Settings):
             ``"real"`` (the seen classes' real training features; SPEC's protocol) or
             ``"synthetic"`` (``n_synthetic`` synthetic features per seen class, as AMAZ
             Sec. II-E and some other GZSL papers do).
+        loss_every: record the mean of each loss over windows of this many iterations in
+            ``losses.csv`` (a window also ends at each checkpoint); 0 (the default): about
+            150 windows a phase. A display setting: it changes no result.
     """
 
     n_synthetic: Annotated[int, Range(1, 1_000_000, budget=True)] = 300
@@ -93,6 +96,7 @@ class EvaluationConfig(Settings):
     zsl_classifier: bool = True
     transfer: Annotated[str, OneOf(TRANSFERS)] = "epoch"
     seen_features: Annotated[str, OneOf(SEEN_FEATURES)] = "real"
+    loss_every: Annotated[int, NON_NEGATIVE] = 0
 
 
 @dataclass(frozen=True)
@@ -333,7 +337,7 @@ def preset_name(path: str | None) -> str | None:
 
 #: Settings that change how a run is shown or chunked, never its numbers.
 DISPLAY_SETTINGS: frozenset[str] = frozenset({
-    "method.progress", "method.synthesis_chunk"})
+    "method.progress", "method.synthesis_chunk", "evaluation.loss_every"})
 
 
 def flat_settings(values: dict[str, Any]) -> dict[str, Any]:

@@ -9,9 +9,11 @@
   reported classifier on the test images (rows: true class, row-normalised; seen classes
   first, then unseen); ``top_confusions.csv``: the most frequent mistakes, true and
   predicted class, count and share of the true class.
-* ``training_curves.png`` + ``training_curves.csv``: each loss on its own axis, and U /
-  S / H, over the generator's checkpoints, one row of panels per phase (validation /
-  final task); the checkpoint the selection chose is marked, with its synthetic count.
+* ``training_curves.png`` + ``training_curves.csv``: each loss on its own axis (its mean
+  over each window of ``losses.csv``, about 150 a phase; the means between checkpoints
+  of ``checkpoints.csv`` for runs without ``losses.csv``),
+  and U / S / H over the generator's checkpoints, one row of panels per phase (validation
+  / final task); the checkpoint the selection chose is marked, with its synthetic count.
 * ``per_class_accuracy.png`` + ``per_class_accuracy.csv``: per-class test accuracy of
   seen and unseen classes.
 
@@ -320,6 +322,17 @@ def _chosen_iteration(chosen: dict[str, Any], phase: str) -> float:
     return value
 
 
+def _loss_windows(context: _Context) -> list[dict[str, Any]]:
+    """The rows of ``losses.csv`` (checked), or none: an absent file (older runs) or a
+    damaged one (said in a log line) leaves the losses at checkpoints only."""
+    try:
+        windows = RunDir(context.run_dir).losses()
+    except GZSLError as error:
+        context.log(f"note: {error}; drawing the losses at checkpoints only")
+        return []
+    return windows or []
+
+
 def _training_curves(context: _Context):
     """Each loss on its own axis, then U / S / H, over checkpoints; a row per phase."""
     path = context.run_dir / "checkpoints.csv"
@@ -329,6 +342,7 @@ def _training_curves(context: _Context):
         rows = list(csv.DictReader(handle))
     if not rows:
         raise _SkipPlotError(f"{path.name} has no rows")
+    windows = _loss_windows(context)
     columns = list(rows[0])
     loss_columns = [c for c in columns if c.startswith("loss_")
                     and any(np.isfinite(_number(row.get(c))) for row in rows)]
@@ -352,9 +366,19 @@ def _training_curves(context: _Context):
         marker = (f"chosen: iteration {marked:.0f}"
                   + (f", {chosen['n_synthetic']} synthetic per class"
                      if phase == phases[-1] and chosen.get("n_synthetic") else ""))
+        windows_of_phase = [w for w in windows if w["phase"] == phase]
         for axis, column in zip(row_axes, loss_columns, strict=False):
             values = np.array([_number(r.get(column)) for r in first_of_iteration])
-            axis.plot(iterations, values, marker="o", markersize=3, color="C0")
+            curve = [(w["iteration"], w[column]) for w in windows_of_phase if column in w]
+            if curve:
+                steps = max(w["steps"] for w in windows_of_phase)
+                axis.plot(*zip(*curve, strict=True), color="C0", linewidth=1.0,
+                          marker="o" if len(curve) <= 20 else None, markersize=3,
+                          label=f"mean of each {steps} iterations" if steps > 1
+                          else "each iteration")
+                axis.legend(fontsize=6, loc="upper right")
+            else:
+                axis.plot(iterations, values, marker="o", markersize=3, color="C0")
             axis.set_title(f"{phase} task: {column.removeprefix('loss_')} loss", fontsize=9)
             axis.set_xlabel("iteration")
             if math.isfinite(marked):
@@ -386,12 +410,15 @@ def _training_curves(context: _Context):
         for axis in row_axes[panels:]:
             axis.remove()  # nothing to draw there: no empty panel
         for r in rows_of_phase:
-            kept.append([phase, r.get("iteration"), r.get("n_synthetic", ""),
+            kept.append([phase, "checkpoint", r.get("iteration"), r.get("n_synthetic", ""),
                          *(r.get(c, "") for c in loss_columns),
                          *(r.get(m, "") for m in ("U", "S", "H"))])
+        for w in windows_of_phase:
+            kept.append([phase, "window", w["iteration"], "",
+                         *(f"{w[c]:.6g}" if c in w else "" for c in loss_columns), "", "", ""])
     figure.suptitle(context.title("training curves"), fontsize=9)
     figure.tight_layout()
-    header = ["phase", "iteration", "n_synthetic", *loss_columns, "U", "S", "H"]
+    header = ["phase", "kind", "iteration", "n_synthetic", *loss_columns, "U", "S", "H"]
     return figure, "training_curves.csv", _csv_bytes(header, kept)
 
 

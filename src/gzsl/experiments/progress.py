@@ -24,20 +24,9 @@ from dataclasses import dataclass
 from typing import Any, TextIO
 
 from gzsl.methods.base import CheckpointSchedule
+from gzsl.utils import duration
 
 PHASE_NAMES = {"validation": "validation task", "final": "final task"}
-
-
-def duration(seconds: float) -> str:
-    """``45s``, ``3m07s`` or ``2h05m``."""
-    seconds = max(0, round(seconds))
-    if seconds < 60:
-        return f"{seconds}s"
-    minutes, seconds = divmod(seconds, 60)
-    if minutes < 60:
-        return f"{minutes}m{seconds:02d}s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h{minutes:02d}m"
 
 
 class ProgressReporter:
@@ -91,6 +80,10 @@ class ProgressReporter:
             self._last_time, self._last_fraction = now, fraction
             self.write(self.status())
 
+    def window(self, means: dict[str, float]) -> None:
+        """The latest loss window's means (``losses.csv``): the losses the next line shows."""
+        self.losses = dict(means)
+
     def checkpoint(self, row: dict[str, Any]) -> None:
         """A checkpoint's row: remember its losses; write its scores when it has them."""
         self.losses = {k.removeprefix("loss_"): float(v) for k, v in row.items()
@@ -124,16 +117,83 @@ class ProgressReporter:
         return ", ".join(parts)
 
 
+#: A CPU run whose training alone looks longer than this gets a :class:`LongRunNote`.
+LONG_RUN_SECONDS = 10 * 60
+
+
+#: What :func:`long_run_note` suggests instead, for runs of the small preset and others.
+SMALLER = {True: "For a shorter run, lower its budget with --set (e.g. method.epochs or "
+                 "method.iterations), or use a GPU (--device cuda)",
+           False: "For a run of minutes on your own data, stop it (Ctrl-C) and train with "
+                  "--preset small, or use a GPU (--device cuda)"}
+
+
+def long_run_note(iterations: int, seconds_per_iteration: float, measured: int,
+                  small: bool = False, upper: bool = False) -> str:
+    """The note for a long CPU run: its iterations (``upper``: at most that many), the
+    time they take at the pace of the first ``measured`` ones, and the alternative (the
+    small preset, unless ``small``: the run already uses it)."""
+    return (f"note: this run trains {'up to ' if upper else ''}{iterations:,} iterations on "
+            f"the CPU, about "
+            f"{duration(iterations * seconds_per_iteration)} at the pace of its first "
+            f"{measured} ({seconds_per_iteration:.3g} s each; checkpoint scoring comes on "
+            f"top). {SMALLER[small]}")
+
+
+class LongRunNote:
+    """Times the first steps of a run's training and, when all its ``iterations`` would
+    take more than ``threshold`` seconds (default :data:`LONG_RUN_SECONDS`) at that pace,
+    writes :func:`long_run_note` once.
+
+    It only watches the clock while training runs (no extra work, no random draw), so a
+    run's results are the same with or without it. The pace is measured from the first
+    step it sees (leaving out set-up) over ``steps`` steps, or over the steps done once
+    ``seconds`` have passed when steps are slow.
+    """
+
+    def __init__(self, iterations: int, log: Callable[[str], None], *,
+                 threshold: float | None = None, steps: int = 10, seconds: float = 20.0,
+                 small: bool = False, upper: bool = False,
+                 clock: Callable[[], float] = time.perf_counter) -> None:
+        self.iterations, self.log, self.small, self.upper = iterations, log, small, upper
+        self.threshold = LONG_RUN_SECONDS if threshold is None else threshold
+        self.steps, self.seconds, self.clock = steps, seconds, clock
+        self.started: float | None = None
+        self.measured = 0
+        self.done = False
+
+    def step(self, iteration: int) -> None:
+        """Training took another step (``iteration`` of its phase)."""
+        if self.done:
+            return
+        now = self.clock()
+        if self.started is None:
+            self.started = now
+            return
+        self.measured += 1
+        elapsed = now - self.started
+        if self.measured < self.steps and elapsed < self.seconds:
+            return
+        self.done = True
+        pace = elapsed / self.measured
+        if self.iterations * pace >= self.threshold:
+            self.log(long_run_note(self.iterations, pace, self.measured, self.small,
+                                   self.upper))
+
+
 @dataclass(frozen=True)
 class _ReportingSchedule(CheckpointSchedule):
-    """A checkpoint schedule that also tells the reporter each iteration it is asked about
-    (a method's training log asks at every optimiser step)."""
+    """A checkpoint schedule that also tells the reporter and the watchers each iteration
+    it is asked about (a method's training log asks at every optimiser step)."""
 
     reporter: ProgressReporter | None = None
+    watchers: tuple[Callable[[int], None], ...] = ()
 
     def due(self, iteration: int) -> bool:
         if self.reporter is not None:
             self.reporter.step(iteration)
+        for watch in self.watchers:
+            watch(iteration)
         return super().due(iteration)
 
 
@@ -158,19 +218,23 @@ def reporting(reporter: ProgressReporter | None) -> Iterator[ProgressReporter | 
 
 @contextlib.contextmanager
 def training(name: str, total: int, resume: dict[str, Any] | None,
-             schedule: CheckpointSchedule) -> Iterator[CheckpointSchedule]:
-    """Around a phase's ``fit``: the schedule to pass it, reporting each iteration when a
-    reporter is active (``schedule`` itself otherwise)."""
+             schedule: CheckpointSchedule,
+             watchers: tuple[Callable[[int], None], ...] = ()) -> Iterator[CheckpointSchedule]:
+    """Around a phase's ``fit``: the schedule to pass it, telling the active reporter and
+    ``watchers`` each iteration (``schedule`` itself when there is neither)."""
     reporter = _active
-    if reporter is None:
+    if reporter is None and not watchers:
         yield schedule
+        return
+    fields = {f.name: getattr(schedule, f.name) for f in dataclasses.fields(schedule)}
+    if reporter is None:
+        yield _ReportingSchedule(**fields, watchers=watchers)
         return
     start = int(resume["loop"]["iteration"]) if resume else 0
     reporter.start_phase(name, total, start)
     reporter.training = True
     try:
-        yield _ReportingSchedule(**{f.name: getattr(schedule, f.name)
-                                    for f in dataclasses.fields(schedule)}, reporter=reporter)
+        yield _ReportingSchedule(**fields, reporter=reporter, watchers=watchers)
     finally:
         reporter.training = False
 

@@ -115,7 +115,7 @@ class ValSelection(SelectionProtocol):
 
         experiment.train(final_phase, stop_at_chosen,
                          at=frozenset({best["iteration"]}) if by_iteration else frozenset(),
-                         score_at_after=self.score_at_after)
+                         score_at_after=self.score_at_after, scores=False)
         evaluation = experiment.evaluate(
             final_phase, best["n_synthetic"], keep="last",
             keep_epoch=best["classifier_epochs"], keep_gamma=best["gamma"],
@@ -157,7 +157,7 @@ class FinalSelection(SelectionProtocol):
             experiment.record(phase, checkpoint, None)
             self.last.update(iteration=checkpoint.iteration, epoch=checkpoint.epoch)
 
-        experiment.train(phase, log_only, score_at_after=self.score_at_after)
+        experiment.train(phase, log_only, score_at_after=self.score_at_after, scores=False)
         n = experiment.config.evaluation.n_synthetic
         evaluation = experiment.evaluate(phase, n, keep="last")
         chosen = {"generator_epoch": round(self.last.get("epoch", 0.0), 4),

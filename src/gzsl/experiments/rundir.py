@@ -46,6 +46,7 @@ CONFIG = "config.json"
 METADATA = "metadata.json"
 RESULTS = "results.json"
 CHECKPOINTS = "checkpoints.csv"
+LOSSES = "losses.csv"
 CLASSIFIER_EPOCHS = "classifier_epochs.csv"
 PREDICTIONS = "predictions.npz"
 GENERATOR = "generator.pt"
@@ -56,7 +57,7 @@ PRUNED = "pruned.json"
 LOCK = ".gzsl.lock"
 TENSORBOARD = "tensorboard"
 #: Files a run writes; ``overwrite`` removes them before a new run starts in their place.
-RUN_FILES = (CONFIG, METADATA, RESULTS, CHECKPOINTS, CLASSIFIER_EPOCHS, PREDICTIONS,
+RUN_FILES = (CONFIG, METADATA, RESULTS, CHECKPOINTS, LOSSES, CLASSIFIER_EPOCHS, PREDICTIONS,
              GENERATOR, CLASSIFIER, RESUME, PRUNED)
 #: The arrays of ``predictions.npz``.
 PREDICTION_ARRAYS = ("test_seen_labels", "test_seen_predictions", "test_unseen_labels",
@@ -445,6 +446,44 @@ class RunDir:
         except _TORCH_LOAD_ERRORS as error:
             raise GZSLError(f"cannot read {path}: {_short(error)}. Fix: the file is damaged "
                             "or not a gzsl generator; train the run again") from error
+
+    def losses(self) -> list[dict[str, Any]] | None:
+        """``losses.csv`` checked, as rows of phase (str), iteration and steps (positive
+        integers, iterations rising within a phase) and ``loss_*`` numbers (NaN where a
+        row has none); None when the run has no such file (runs of gzsl 0.1)."""
+        path = self.file(LOSSES)
+        if not path.is_file():
+            return None
+        try:
+            with path.open(newline="") as handle:
+                reader = csv.DictReader(handle)
+                rows, columns = list(reader), list(reader.fieldnames or [])
+        except (OSError, UnicodeDecodeError, csv.Error) as error:
+            raise GZSLError(f"cannot read {path}: {_short(error)}. Fix: the file is damaged "
+                            "or was edited; restore it or train the run again") from error
+        loss_columns = [c for c in columns if c.startswith("loss_")]
+        missing = [c for c in ("phase", "iteration", "steps") if c not in columns]
+        if missing or not loss_columns:
+            raise _damaged(path, f"lacks the column(s) {', '.join(missing or ['loss_*'])}")
+        checked: list[dict[str, Any]] = []
+        last: dict[str, int] = {}
+        for number, row in enumerate(rows, start=2):
+            try:
+                if None in row or not row["phase"]:
+                    raise ValueError("a short or long row")
+                iteration, steps = int(row["iteration"]), int(row["steps"])
+                values = {c: float(row[c]) if row[c] not in (None, "") else math.nan
+                          for c in loss_columns}
+            except (TypeError, ValueError) as error:
+                raise _damaged(path, f"has a malformed line {number} ({_short(error)})") \
+                    from error
+            if iteration < 1 or steps < 1 or iteration <= last.get(row["phase"], 0):
+                raise _damaged(path, f"has line {number} with iteration {iteration} / steps "
+                                     f"{steps} (positive, iterations rising in a phase)")
+            last[row["phase"]] = iteration
+            checked.append({"phase": row["phase"], "iteration": iteration, "steps": steps,
+                            **values})
+        return checked
 
     def predictions(self) -> dict[str, np.ndarray] | None:
         """``predictions.npz`` as arrays (checked: integer ids, labels and predictions of

@@ -39,6 +39,7 @@ from gzsl.experiments.rundir import (
     CLASSIFIER,
     CLASSIFIER_EPOCHS,
     CONFIG,
+    LOSSES,
     METADATA,
     PREDICTIONS,
     RESULTS,
@@ -51,6 +52,7 @@ from gzsl.methods.base import (
     Generator,
     deterministic_algorithms,
     get_method,
+    show_progress,
 )
 
 Log = Callable[[str], None]
@@ -58,6 +60,8 @@ Tracker = Callable[[dict[str, Any]], None]
 
 #: Version of the resume state's layout (``resume.pt``).
 RESUME_FORMAT = 1
+#: Loss windows a phase aims at when ``evaluation.loss_every`` is 0 (automatic).
+LOSS_POINTS = 150
 
 
 @dataclass
@@ -127,7 +131,8 @@ def make_generator(seed: int, device: torch.device) -> torch.Generator:
 @dataclass
 class Phase:
     """One generator training (validation or final task): its model, task, random
-    generator, and the rows recorded at its checkpoints and classifier epochs."""
+    generator, and the rows recorded at its checkpoints, classifier epochs and loss
+    windows (``losses.csv``)."""
 
     name: str
     task: TaskTensors
@@ -135,6 +140,7 @@ class Phase:
     rng: torch.Generator
     rows: list[dict[str, Any]] = field(default_factory=list)
     epoch_rows: list[dict[str, Any]] = field(default_factory=list)
+    loss_rows: list[dict[str, Any]] = field(default_factory=list)
 
 
 class Experiment:
@@ -168,6 +174,9 @@ class Experiment:
             self.protocol.load_state_dict(resume["progress"])
         self.seconds_before = 0.0 if resume is None else float(resume["seconds"])
         self._checkpoints = 0
+        self._training = False
+        self._note: progress.LongRunNote | None = None
+        self._note_due = False
         self._started = time.perf_counter()
         self.tracker = tracker
         self.data = data
@@ -212,6 +221,9 @@ class Experiment:
         reporter = progress.active()
         if reporter is not None and not reporter.training:
             reporter.evaluation(n_synthetic)
+        elif reporter is None and show_progress(None) and not self._training:
+            self.log(f"{progress.PHASE_NAMES.get(phase.name, phase.name)}: evaluation, final "
+                     f"classifier on {n_synthetic} synthetic features per unseen class")
         return evaluate_generator(
             phase.model, phase.task, n_synthetic=n_synthetic,
             settings=self.classifier_settings, rng=phase.rng, gammas=self.gammas,
@@ -245,17 +257,20 @@ class Experiment:
 
     def train(self, phase: Phase, on_checkpoint: Callable[[Checkpoint], bool | None], *,
               fraction: float = 1.0, at: frozenset[int] = frozenset(),
-              score_at_after: bool = True) -> None:
+              score_at_after: bool = True, scores: bool = True) -> None:
         """Train ``phase.model``, or continue it from the resume state.
 
         Checkpoints come every ``checkpoint_every`` iterations, at the iterations in ``at``
         and at the end; before the preset's share of training (``checkpoint_after``, scaled
         by ``fraction``; with ``score_at_after`` False also at it) they only record losses
-        and save progress, and the last one is always evaluated.
+        and save progress, and the last one is always passed to ``on_checkpoint``
+        (``scores``: whether it evaluates the model there, for the progress bar's ETA).
+        The mean losses of each window of ``evaluation.loss_every`` steps are kept in
+        ``phase.loss_rows``.
         """
         evaluation = self.config.evaluation
-        after = min(int(evaluation.checkpoint_after * fraction),
-                    phase.model.total_iterations(len(phase.task.train_labels)))
+        total = phase.model.total_iterations(len(phase.task.train_labels))
+        after = min(int(evaluation.checkpoint_after * fraction), total)
         finished, resume = self._resume_phase(phase)
         if finished:
             return
@@ -274,18 +289,45 @@ class Experiment:
             self._save(phase, checkpoint, stop)
             return stop
 
-        schedule = CheckpointSchedule(every=evaluation.checkpoint_every, callback=callback,
-                                      at=at)
+        def on_losses(iteration: int, steps: int, means: dict[str, float]) -> None:
+            phase.loss_rows.append({"phase": phase.name, "iteration": iteration,
+                                    "steps": steps,
+                                    **{f"loss_{k}": v for k, v in means.items()}})
+            reporter = progress.active()
+            if reporter is not None:
+                reporter.window(means)
+
+        schedule = CheckpointSchedule(
+            every=evaluation.checkpoint_every, callback=callback, at=at,
+            losses_every=loss_window(evaluation.loss_every, total), on_losses=on_losses,
+            label=progress.PHASE_NAMES.get(phase.name, phase.name),
+            scored_from=(after if score_at_after else after + 1) if scores else None)
         resuming = {} if resume is None else {"resume": resume}  # methods that cannot resume
-        with progress.training(phase.name, phase.model.total_iterations(
-                len(phase.task.train_labels)), resume, schedule) as schedule:
-            phase.model.fit(phase.task.seen_data(), rng=phase.rng, schedule=schedule,
-                            **resuming)
+        if self._note_due:  # the run's first training: all of the run's iterations
+            self._note_due = False
+            planned = total + (phase.model.total_iterations(len(self.data.splits["trainval"]))
+                               if phase.name == "validation" else 0)
+            self._note = progress.LongRunNote(
+                planned, self.log, small=Path(self.config.preset or "").name == "small.toml",
+                upper=phase.name == "validation")  # the final task stops at the choice
+        watchers = () if self._note is None else (self._note.step,)
+        self._training = True
+        try:
+            with progress.training(phase.name, total, resume, schedule,
+                                   watchers) as schedule:
+                phase.model.fit(phase.task.seen_data(), rng=phase.rng, schedule=schedule,
+                                **resuming)
+        finally:
+            self._training = False
 
     # ------------------------------------------------------------------ running
 
     def run(self) -> tuple[RunResult, Generator, Evaluation]:
-        """Run the configured selection protocol; returns the result, generator, evaluation."""
+        """Run the configured selection protocol; returns the result, generator, evaluation.
+
+        A new run on the CPU says, after its first steps, how long its training will take
+        when that is long (:class:`~gzsl.experiments.progress.LongRunNote`)."""
+        self._note_due = self.resume is None and self.device.type == "cpu"
         with deterministic_algorithms():
             selected = self.protocol.run(self)
         evaluation = selected.evaluation
@@ -316,6 +358,7 @@ class Experiment:
         if phase.name not in saved:
             return False, None
         phase.rows, phase.epoch_rows = saved[phase.name]["rows"], saved[phase.name]["epoch_rows"]
+        phase.loss_rows = list(saved[phase.name].get("loss_rows", []))  # older states: none
         if phase.name != self.resume["phases"][-1]["name"]:
             return True, None
         phase.rng.set_state(self.resume["rng"])
@@ -328,10 +371,12 @@ class Experiment:
         return False, training
 
     def _save(self, phase: Phase, checkpoint: Checkpoint, stopped: bool) -> None:
-        """Write ``checkpoints.csv`` and, when due, the resume state, both atomically."""
+        """Write ``checkpoints.csv``, ``losses.csv`` and, when due, the resume state, all
+        atomically."""
         if self.run_dir is None:
             return
         self.run_dir.write_csv(CHECKPOINTS, [row for p in self.phases for row in p.rows])
+        self._write_losses()
         self._checkpoints += 1
         if (self.save_every == 0 or checkpoint.snapshot is None
                 or (self._checkpoints % self.save_every and not stopped)):
@@ -341,9 +386,16 @@ class Experiment:
             "device": str(self.device), "seconds": self._seconds(), "stopped": stopped,
             "rng": phase.rng.get_state(),
             "training": checkpoint.training_state(), "progress": self.protocol.state_dict(),
-            "phases": [{"name": p.name, "rows": p.rows, "epoch_rows": p.epoch_rows}
-                       for p in self.phases],
+            "phases": [{"name": p.name, "rows": p.rows, "epoch_rows": p.epoch_rows,
+                        "loss_rows": p.loss_rows} for p in self.phases],
         })
+
+    def _write_losses(self) -> None:
+        """``losses.csv``: every phase's loss windows so far (rewritten whole: a resumed
+        run continues it from the resume state's rows, without duplicates)."""
+        rows = [row for phase in self.phases for row in phase.loss_rows]
+        if self.run_dir is not None and rows:
+            self.run_dir.write_csv(LOSSES, rows)
 
     # ------------------------------------------------------------------ writing
 
@@ -388,6 +440,7 @@ class Experiment:
             run_dir.write_csv(CHECKPOINTS, checkpoints)
         if epochs:
             run_dir.write_csv(CLASSIFIER_EPOCHS, epochs)
+        self._write_losses()
         run_dir.save_generator(model)
         final_task = self.phases[-1].task
         run_dir.write_npz(
@@ -410,6 +463,12 @@ class Experiment:
         result.run_dir = str(run_dir.path)
         run_dir.write_json(RESULTS, result.to_dict())
         run_dir.remove(RESUME)
+
+
+def loss_window(loss_every: int, total: int) -> int:
+    """Steps per loss window: ``loss_every``, or with 0 about :data:`LOSS_POINTS` windows
+    over ``total`` iterations."""
+    return loss_every if loss_every > 0 else max(1, round(total / LOSS_POINTS))
 
 
 def n_synthetic_grid(evaluation: EvaluationConfig) -> list[int]:

@@ -24,7 +24,7 @@ from typing import Annotated, Any, ClassVar, Literal, get_args, get_origin, get_
 import torch
 from torch import Tensor, nn
 
-from gzsl.utils import atomic_write
+from gzsl.utils import atomic_write, duration
 
 
 @dataclass(frozen=True)
@@ -105,16 +105,32 @@ class Checkpoint:
 CheckpointCallback = Callable[[Checkpoint], bool | None]
 
 
+#: Called with a loss window's last iteration, its number of steps and each loss's mean.
+LossCallback = Callable[[int, int, dict[str, float]], None]
+
+
 @dataclass(frozen=True)
 class CheckpointSchedule:
     """When a method calls back: every ``every`` iterations from ``after`` on, at each
     iteration in ``at`` (e.g. where a selection protocol wants training to stop), and at
-    the end."""
+    the end.
+
+    ``on_losses`` (optional) receives the mean of each loss over windows of
+    ``losses_every`` steps (a window also ends at each checkpoint and at the end, so a
+    fit resumed after a checkpoint reports the same windows as the uninterrupted one);
+    the sums stay on the device and are read once a window. ``label`` names the
+    progress bar, and ``scored_from`` says from which iteration on the callback does
+    costly work (scoring) that the bar's ETA should include (None: never).
+    """
 
     every: int
     after: int = 0
     callback: CheckpointCallback | None = None
     at: frozenset[int] = frozenset()
+    losses_every: int = 0
+    on_losses: LossCallback | None = None
+    label: str | None = None
+    scored_from: int | None = None
 
     def due(self, iteration: int) -> bool:
         return (iteration in self.at
@@ -337,12 +353,17 @@ class TrainingLog:
     """Per-step bookkeeping of a fit loop, the same for every method.
 
     Each :meth:`step` adds the step's loss terms to running sums on the device (read, one
-    sync, only at checkpoints) and advances the progress bar. When ``schedule`` is due at
-    that iteration, and at the last one, it builds the :class:`Checkpoint` (iteration,
-    epoch, the mean of each loss term since the previous checkpoint, and a snapshot of the
+    sync, only at checkpoints and, when the schedule asks for loss windows, at each
+    window's end) and advances the progress bar. When ``schedule`` is due at that
+    iteration, and at the last one, it builds the :class:`Checkpoint` (iteration, epoch,
+    the mean of each loss term since the previous checkpoint, and a snapshot of the
     training state at ``position``), calls the callback with the model's modules in eval
     mode (autograd stays on, for the experiment layer's classifier), and returns True when
     the callback asks to stop. Use it as a context manager, so the progress bar closes.
+
+    The bar is named by ``schedule.label`` (the model's name without one); its ETA is
+    :class:`Pace`'s, which counts the time the callbacks take at the checkpoints still to
+    come.
     """
 
     def __init__(self, model: Generator, schedule: CheckpointSchedule | None, *, total: int,
@@ -356,13 +377,23 @@ class TrainingLog:
         self.callback = schedule.callback if schedule is not None else None
         self.schedule = schedule
         self.device = device
+        self.on_losses = schedule.on_losses if schedule is not None else None
+        self.losses_every = max(1, schedule.losses_every) if schedule is not None else 1
+        self.label = (schedule.label if schedule is not None else None) or model.name
+        self.pace = Pace(total, start, schedule)
         self.bar = tqdm(total=total, initial=start, disable=not show_progress(progress),
-                        desc=model.name, leave=False)
+                        desc=self.label, leave=False, bar_format=BAR_FORMAT)
+        self.bar.set_postfix_str(self.pace.eta_text(), refresh=False)
         self._reset()
+        self._reset_window()
 
     def _reset(self) -> None:
         self.sums = torch.zeros(len(self.loss_names), device=self.device)
         self.count = 0
+
+    def _reset_window(self) -> None:
+        self.window = torch.zeros(len(self.loss_names), device=self.device)
+        self.window_count = 0
 
     def __enter__(self) -> TrainingLog:
         return self
@@ -378,10 +409,23 @@ class TrainingLog:
     def step(self, iteration: int, losses: Tensor, /, **position: Any) -> bool:
         """Record one optimiser step's ``losses`` (one value per loss name, in order);
         at a checkpoint call back. Returns True when training should stop."""
-        self.sums = self.sums + losses.detach()
+        losses = losses.detach()
+        self.sums = self.sums + losses
         self.count += 1
-        self.bar.update()
-        if not self.due(iteration):
+        due = self.due(iteration)
+        if self.on_losses is not None:
+            self.window = self.window + losses
+            self.window_count += 1
+            if due or iteration % self.losses_every == 0 or iteration == self.total:
+                means = (self.window / self.window_count).tolist()
+                self.on_losses(iteration, self.window_count,
+                               dict(zip(self.loss_names, means, strict=True)))
+                self._reset_window()
+        self.pace.step(iteration)
+        if not self.bar.disable:
+            self.bar.set_postfix_str(self.pace.eta_text(), refresh=False)
+            self.bar.update()
+        if not due:
             return False
         means = (self.sums / self.count).tolist()
         snapshot = functools.partial(self.model._training_state, self.rng, self.optimisers,
@@ -391,8 +435,109 @@ class TrainingLog:
                                 snapshot=snapshot)
         self._reset()
         assert self.callback is not None
-        with self.model._eval_mode():
-            return bool(self.callback(checkpoint))
+        scoring = self.pace.scored(iteration)
+        if scoring and not self.bar.disable:
+            self.bar.set_description_str(f"{self.label}: scoring iteration {iteration}")
+        with self.model._eval_mode(), self.pace.checkpoint(iteration):
+            stop = bool(self.callback(checkpoint))
+        if not self.bar.disable:
+            self.bar.set_description_str(self.label, refresh=False)
+            self.bar.set_postfix_str(self.pace.eta_text())
+        return stop
+
+
+#: The training bar: phase, share, bar, iterations, elapsed and :class:`Pace`'s ETA.
+BAR_FORMAT = "{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} [{elapsed}{postfix}]"
+
+
+class Pace:
+    """The ETA of a fit whose checkpoints may be costly: training steps at their own
+    pace, plus the checkpoints still to come at the time checkpoints took so far.
+
+    Checkpoints at or after ``schedule.scored_from`` are "scored" (the callback evaluates
+    the model) and timed apart from the others (which only record); the time spent in
+    callbacks is left out of the training pace. Before any scored checkpoint has been
+    timed, the estimate covers training only and says that scoring comes on top.
+    """
+
+    def __init__(self, total: int, start: int, schedule: CheckpointSchedule | None,
+                 clock: Callable[[], float] | None = None) -> None:
+        import time
+
+        self.total, self.start, self.schedule = total, start, schedule
+        self.clock = clock or time.perf_counter
+        self.iteration = start
+        self.started = self.clock()
+        self.callback_seconds = 0.0
+        self.timed: dict[bool, list[float]] = {True: [], False: []}
+
+    def scored(self, iteration: int) -> bool:
+        """Whether the checkpoint at ``iteration`` does costly work."""
+        start = None if self.schedule is None else self.schedule.scored_from
+        return start is not None and (iteration >= start or iteration == self.total)
+
+    def step(self, iteration: int) -> None:
+        self.iteration = iteration
+
+    @contextlib.contextmanager
+    def checkpoint(self, iteration: int) -> Iterator[None]:
+        """Time the block as the checkpoint at ``iteration``."""
+        began = self.clock()
+        try:
+            yield
+        finally:
+            seconds = self.clock() - began
+            self.callback_seconds += seconds
+            self.timed[self.scored(iteration)].append(seconds)
+
+    def checkpoints_left(self) -> tuple[int, int]:
+        """Checkpoints after the current iteration: (scored, not scored)."""
+        schedule = self.schedule
+        if schedule is None or schedule.callback is None or self.total <= self.iteration:
+            return 0, 0
+        every, total = max(1, schedule.every), self.total
+
+        def multiples(low: int, high: int) -> int:
+            return 0 if high < low else high // every - (low - 1) // every
+
+        low = max(self.iteration + 1, schedule.after, 1)
+        extra = {i for i in (*schedule.at, total) if self.iteration < i <= total
+                 and not (i >= low and i % every == 0)}
+        threshold = schedule.scored_from
+        if threshold is None:
+            return 0, multiples(low, total) + len(extra)
+        scored = multiples(max(low, threshold), total)
+        plain = multiples(low, min(total, threshold - 1))
+        if total < threshold and total >= low and total % every == 0:
+            scored, plain = scored + 1, plain - 1  # the last checkpoint is always scored
+        for i in extra:
+            if self.scored(i):
+                scored += 1
+            else:
+                plain += 1
+        return scored, plain
+
+    def eta(self) -> tuple[float, bool] | None:
+        """Seconds left and whether scoring still to come is left out (not yet timed);
+        None before the first step."""
+        done = self.iteration - self.start
+        if done <= 0:
+            return None
+        training = max(0.0, self.clock() - self.started - self.callback_seconds)
+        seconds = training / done * (self.total - self.iteration)
+        scored, plain = self.checkpoints_left()
+        for costly, count in ((True, scored), (False, plain)):
+            if count and self.timed[costly]:
+                seconds += count * sum(self.timed[costly]) / len(self.timed[costly])
+        return seconds, bool(scored) and not self.timed[True]
+
+    def eta_text(self) -> str:
+        """``ETA 3m07s``, ``ETA 3m07s + scoring`` (scoring not timed yet) or ``ETA ?``."""
+        estimate = self.eta()
+        if estimate is None:
+            return "ETA ?"
+        seconds, untimed = estimate
+        return f"ETA {duration(seconds)}" + (" + scoring" if untimed else "")
 
 
 def _wrap_fit(fit: Callable[..., Generator]) -> Callable[..., Generator]:
