@@ -71,13 +71,16 @@ def run_preset(name: str, task: TaskTensors, iterations: int, n_per_class: int,
     method = get_method(method_name)(config)
     losses: list[dict] = []
 
+    start = time.perf_counter()
+
     def record(checkpoint) -> bool:
         losses.append({"iteration": checkpoint.iteration,
                        **{k: float(v) for k, v in checkpoint.losses.items()}})
+        print(f"  {name}: iteration {checkpoint.iteration}/{iterations}, "
+              f"{time.perf_counter() - start:.0f} s", flush=True)
         return False
 
     rng = torch.Generator().manual_seed(seed)
-    start = time.perf_counter()
     fit(method, task.seen_data(), rng, CheckpointSchedule(every=every, callback=record))
     seconds = time.perf_counter() - start
 
