@@ -271,6 +271,36 @@ class RunDir:
     def write_torch(self, name: str, value: Any) -> Path:
         return self._write(name, lambda handle: torch.save(value, handle))
 
+    def write_predictions(self, *, test_seen_labels: Any, test_seen_predictions: Any,
+                          test_unseen_labels: Any, test_unseen_predictions: Any,
+                          seen_classes: Any, unseen_classes: Any) -> Path:
+        """``predictions.npz``: labels and predicted class ids of the final task's test
+        images (arrays or tensors), the layout :meth:`predictions` reads back."""
+        def array(values: Any) -> np.ndarray:
+            return values.cpu().numpy() if isinstance(values, torch.Tensor) else np.asarray(values)
+
+        return self.write_npz(
+            PREDICTIONS, test_seen_labels=array(test_seen_labels),
+            test_seen_predictions=array(test_seen_predictions),
+            test_unseen_labels=array(test_unseen_labels),
+            test_unseen_predictions=array(test_unseen_predictions),
+            seen_classes=array(seen_classes), unseen_classes=array(unseen_classes))
+
+    def write_classifier(self, state: dict[str, Any], preprocessor: Any,
+                         class_names: Any, semantics: Any) -> Path:
+        """``classifier.pt``: the final classifier's weights, the fitted preprocessing
+        (:class:`~gzsl.data.preprocessing.Preprocessor`), class names and semantics, so a
+        saved run predicts and synthesises on its own; the layout :meth:`classifier`
+        reads back."""
+        return self.write_torch(CLASSIFIER, {
+            "classifier": state,
+            "preprocessing": {"scaling": preprocessor.scaling, "l2": preprocessor.l2,
+                              "minimum": torch.from_numpy(preprocessor.minimum_),
+                              "scale": torch.from_numpy(preprocessor.scale_)},
+            "class_names": list(class_names),
+            "semantics": torch.as_tensor(semantics, dtype=torch.float32),
+        })
+
     def save_generator(self, model: Any) -> Path:
         """``generator.pt``: the fitted generator (:meth:`Generator.save`), atomically."""
         path = self.file(GENERATOR)

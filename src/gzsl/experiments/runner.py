@@ -36,12 +36,10 @@ from gzsl.experiments.config import EvaluationConfig, ExperimentConfig
 from gzsl.experiments.protocols import SelectionProtocol, make_protocol
 from gzsl.experiments.rundir import (
     CHECKPOINTS,
-    CLASSIFIER,
     CLASSIFIER_EPOCHS,
     CONFIG,
     LOSSES,
     METADATA,
-    PREDICTIONS,
     RESULTS,
     RESUME,
     RunDir,
@@ -443,23 +441,14 @@ class Experiment:
         self._write_losses()
         run_dir.save_generator(model)
         final_task = self.phases[-1].task
-        run_dir.write_npz(
-            PREDICTIONS,
-            test_seen_labels=final_task.test_seen_labels.cpu().numpy(),
-            test_seen_predictions=evaluation.predictions["test_seen"].numpy(),
-            test_unseen_labels=final_task.test_unseen_labels.cpu().numpy(),
-            test_unseen_predictions=evaluation.predictions["test_unseen"].numpy(),
-            seen_classes=final_task.seen_classes.cpu().numpy(),
-            unseen_classes=final_task.unseen_classes.cpu().numpy())
-        prep = self.preprocessor
-        run_dir.write_torch(CLASSIFIER, {
-            "classifier": evaluation.classifier_state,
-            "preprocessing": {"scaling": prep.scaling, "l2": prep.l2,
-                              "minimum": torch.from_numpy(prep.minimum_),
-                              "scale": torch.from_numpy(prep.scale_)},
-            "class_names": list(self.data.class_names),
-            "semantics": torch.as_tensor(self.data.semantics, dtype=torch.float32),
-        })
+        run_dir.write_predictions(
+            test_seen_labels=final_task.test_seen_labels,
+            test_seen_predictions=evaluation.predictions["test_seen"],
+            test_unseen_labels=final_task.test_unseen_labels,
+            test_unseen_predictions=evaluation.predictions["test_unseen"],
+            seen_classes=final_task.seen_classes, unseen_classes=final_task.unseen_classes)
+        run_dir.write_classifier(evaluation.classifier_state, self.preprocessor,
+                                 self.data.class_names, self.data.semantics)
         result.run_dir = str(run_dir.path)
         run_dir.write_json(RESULTS, result.to_dict())
         run_dir.remove(RESUME)

@@ -30,10 +30,8 @@ from gzsl.experiments import progress
 from gzsl.experiments.config import ExperimentConfig
 from gzsl.experiments.rundir import (
     CHECKPOINTS,
-    CLASSIFIER,
     CONFIG,
     METADATA,
-    PREDICTIONS,
     RESULTS,
     RunDir,
 )
@@ -204,20 +202,14 @@ def _write_finish(run_dir: RunDir, result: RunResult, model: Generator,
     run_dir.write_json(METADATA, metadata)
     run_dir.save_generator(model)
     if evaluation.predictions:
-        run_dir.write_npz(
-            PREDICTIONS, test_seen_labels=task.test_seen_labels,
-            test_seen_predictions=evaluation.predictions["test_seen"].numpy(),
+        run_dir.write_predictions(
+            test_seen_labels=task.test_seen_labels,
+            test_seen_predictions=evaluation.predictions["test_seen"],
             test_unseen_labels=task.test_unseen_labels,
-            test_unseen_predictions=evaluation.predictions["test_unseen"].numpy(),
+            test_unseen_predictions=evaluation.predictions["test_unseen"],
             seen_classes=task.seen_classes, unseen_classes=task.unseen_classes)
-    run_dir.write_torch(CLASSIFIER, {
-        "classifier": evaluation.classifier_state,
-        "preprocessing": {"scaling": preprocessor.scaling, "l2": preprocessor.l2,
-                          "minimum": torch.from_numpy(preprocessor.minimum_),
-                          "scale": torch.from_numpy(preprocessor.scale_)},
-        "class_names": list(task.class_names),
-        "semantics": torch.as_tensor(task.semantics, dtype=torch.float32),
-    })
+    run_dir.write_classifier(evaluation.classifier_state, preprocessor, task.class_names,
+                             task.semantics)
     result.run_dir = str(run_dir.path)
     run_dir.write_json(RESULTS, result.to_dict())
 
