@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from conftest import invoke_cli as invoke
 
 TINY_GSMFLOW = tuple(arg for setting in (
@@ -40,6 +41,22 @@ def test_reproduce_prints_mean_and_std_beside_published(tmp_path: Path):
     assert "±" in result.output and "mean ± std over 2 seed(s)" in result.output
     runs = sorted(p.parent.name for p in tmp_path.glob("*/results.json"))
     assert runs == ["seed0", "seed1"]
+
+
+@pytest.mark.parametrize("selection", ["test-oracle", "not stated", None])
+def test_published_row_of_reproduce_shows_the_papers_own_protocol(selection):
+    from rich.console import Console
+
+    from gzsl.cli.run import summary_table
+    from gzsl.experiments.reproduce import Summary
+
+    published = {"H": 64.3} | ({} if selection is None else {"selection": selection})
+    metrics = {"U": 1.0, "S": 2.0, "H": 1.3, "T1": 4.0}
+    summary = Summary("ours", "val", (0,), metrics, dict.fromkeys(metrics, 0.0), published)
+    console = Console(width=200, record=True)
+    console.print(summary_table("t", [summary]))
+    line = next(row for row in console.export_text().splitlines() if "published" in row)
+    assert (selection or "not stated") in line and "64.3" in line
 
 
 def test_ablate_runs_each_named_variant(tmp_path: Path):

@@ -18,12 +18,13 @@ from gzsl.experiments.compare import (
     compare_runs,
     find_results,
     read_run,
+    table_rows,
     to_csv,
     to_markdown,
 )
 
-PUBLISHED = {"source": "GSMFlow (ACM MM 2021), Table 1", "U": 64.5, "S": 82.1, "H": 72.3,
-             "T1": 72.7}
+PUBLISHED = {"source": "GSMFlow (ACM MM 2021), Table 1", "selection": "test-oracle",
+             "U": 64.5, "S": 82.1, "H": 72.3, "T1": 72.7}
 
 
 def write_run(folder: Path, *, method="gsmflow", dataset="AWA2", selection="val", seed=0,
@@ -155,6 +156,13 @@ def test_csv_and_markdown_outputs(runs):
     assert "| gsmflow | AWA2 | val | 3 (0 1 2) | 41.0 ± 1.0 | 70.0 ± 0.0 | 52.0 ± 2.0 |" in markdown
     assert "published: GSMFlow (ACM MM 2021), Table 1 | 64.5 | 82.1 | 72.3 | 72.7 |" in markdown
     assert "demo (SYNTHETIC)" in markdown
+
+
+def test_published_row_says_not_stated_when_the_paper_gives_no_protocol(tmp_path):
+    unstated = {k: v for k, v in PUBLISHED.items() if k != "selection"}
+    write_run(tmp_path / "a", published=unstated)
+    rows = table_rows(_groups(tmp_path), published=True)
+    assert [r["selection"] for r in rows if r["kind"] == "published"] == ["not stated"]
 
 
 def test_cli_compare_writes_csv_and_markdown(runs, tmp_path):

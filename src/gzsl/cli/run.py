@@ -152,7 +152,7 @@ def summary_table(title: str, summaries: list[Summary], with_published: bool = T
                         else f"{summary.mean[m]:.1f} ± {summary.std[m]:.1f}" for m in METRICS))
     published = summaries[0].published if summaries else {}
     if with_published and published:
-        table.add_row("published", "test-oracle", "",
+        table.add_row("published", str(published.get("selection", "not stated")), "",
                       *(_published(published, m) for m in METRICS))
         table.caption = _source(published)
     return table

@@ -234,7 +234,8 @@ def table_rows(groups: list[Group], *, published: bool = False) -> list[dict[str
     """Flat rows (one per group, plus one per published entry) for CSV and display.
 
     A published row follows the last group of its method and dataset; its ``selection``
-    is the papers' protocol, ``test-oracle``.
+    is the paper's protocol as its preset records it (``test-oracle`` where the authors'
+    code selects on test data), ``not stated`` where the paper does not say.
     """
     papers = published_rows(groups) if published else {}
     rows: list[dict[str, Any]] = []
@@ -256,7 +257,8 @@ def table_rows(groups: list[Group], *, published: bool = False) -> list[dict[str
             paper = papers[key]
             entry: dict[str, Any] = {
                 "kind": "published", "method": group.method, "dataset": group.dataset,
-                "synthetic_data": False, "selection": "test-oracle", "variant": "",
+                "synthetic_data": False,
+                "selection": str(paper.get("selection", "not stated")), "variant": "",
                 "runs": "", "seeds": "", "source": str(paper.get("source", "paper"))}
             for metric in METRICS:
                 entry[f"{metric}_mean"] = _published_value(paper, metric)
