@@ -1,7 +1,9 @@
 """`gzsl train` and `gzsl reproduce` on an ImageNet-21K split run out of core, end to end,
 on a tiny SYNTHETIC feature store."""
 
+import csv
 import json
+import math
 
 import pytest
 from conftest import run_main
@@ -14,7 +16,7 @@ SMALL = ("method.iterations=6", "method.batch_size=8", "method.coupling_hidden=8
          "method.encoder_hidden=[8, 8]", "method.decoder_hidden=8",
          "method.initialisation_size=16", "evaluation.n_synthetic=4",
          "evaluation.classifier_epochs=1", "evaluation.classifier_batch_size=16",
-         "evaluation.checkpoint_every=3")
+         "evaluation.checkpoint_every=3", "evaluation.loss_every=1")
 
 
 @pytest.fixture(scope="module")
@@ -38,6 +40,10 @@ def test_train_on_an_imagenet_split_writes_a_streamed_run(capsys, store, tmp_pat
     assert results["published"]["H"] == 6.3
     assert "streamed" in json.loads((out / "metadata.json").read_text())
     assert "SYNTHETIC" in output
+    with open(out / "losses.csv") as handle:  # loss windows between checkpoints (every 3)
+        windows = list(csv.DictReader(handle))
+    assert [int(row["iteration"]) for row in windows] == [1, 2, 3, 4, 5, 6]
+    assert all(math.isfinite(float(row["loss_total"])) for row in windows)
 
     (out / "results.json").unlink()  # as if interrupted
     code, output = run_main(capsys, "train", "--resume", str(out))

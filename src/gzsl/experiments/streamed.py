@@ -7,8 +7,9 @@ and the final classifier trains and scores on a stream
 (:func:`gzsl.evaluation.streamed.evaluate_streamed`). Only the fixed-budget ``final``
 selection exists: the ImageNet splits of VAE-cFlow (Sec. 4.2) have no validation classes.
 The run directory has the usual files (``config.json``, ``metadata.json``,
-``checkpoints.csv``, ``generator.pt``, ``classifier.pt``, ``predictions.npz``,
-``results.json``), so ``gzsl compare`` and ``gzsl show`` read it like any other run.
+``checkpoints.csv``, ``losses.csv``, ``generator.pt``, ``classifier.pt``,
+``predictions.npz``, ``results.json``), so ``gzsl compare`` and ``gzsl show`` read it like
+any other run.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from gzsl.experiments.config import ExperimentConfig
 from gzsl.experiments.rundir import (
     CHECKPOINTS,
     CONFIG,
+    LOSSES,
     METADATA,
     RESULTS,
     RunDir,
@@ -39,6 +41,7 @@ from gzsl.experiments.runner import (
     Log,
     RunResult,
     environment,
+    loss_window,
     make_generator,
     now,
     provenance,
@@ -153,16 +156,28 @@ def _run(config: ExperimentConfig, task: LargeTask, stream: StreamSettings, log:
         if run_dir is not None:
             run_dir.write_csv(CHECKPOINTS, rows)
 
+    loss_rows: list[dict[str, Any]] = []
+
+    def on_losses(iteration: int, steps: int, means: dict[str, float]) -> None:
+        loss_rows.append({"phase": "final", "iteration": iteration, "steps": steps,
+                          **{f"loss_{k}": v for k, v in means.items()}})
+        if reporter is not None:
+            reporter.window(means)
+        if run_dir is not None:
+            run_dir.write_csv(LOSSES, loss_rows)
+
     evaluation_config = config.evaluation
-    schedule = CheckpointSchedule(every=evaluation_config.checkpoint_every, callback=record)
+    total = model.total_iterations(len(task.train))
+    schedule = CheckpointSchedule(
+        every=evaluation_config.checkpoint_every, callback=record,
+        losses_every=loss_window(evaluation_config.loss_every, total), on_losses=on_losses)
     settings = SoftmaxSettings(evaluation_config.classifier_lr,
                                evaluation_config.classifier_beta1,
                                evaluation_config.classifier_batch_size,
                                evaluation_config.classifier_epochs)
     n = evaluation_config.n_synthetic
     with deterministic_algorithms():
-        with progress.training("final", model.total_iterations(len(task.train)), None,
-                               schedule) as reporting_schedule:
+        with progress.training("final", total, None, schedule) as reporting_schedule:
             model.fit(data, rng=rng, schedule=reporting_schedule)
         if reporter is not None:
             reporter.evaluation(n)
