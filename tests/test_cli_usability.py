@@ -74,6 +74,26 @@ def test_list_is_one_line_per_preset_and_verbose_shows_the_whole_text():
     assert "meta-iterations" in long.split("presets", 1)[1]
 
 
+def test_list_says_which_presets_read_a_paper_and_which_are_ours():
+    from gzsl.experiments.config import list_presets
+
+    presets = {f"{p.method}/{p.name}": p for p in list_presets()}
+    assert presets["amaz/awa2"].settings == "paper"
+    assert presets["gsmflow/demo"].settings == "ours"
+    ours = [name for name in presets if name.endswith("-ours")]
+    assert ours, "no -ours preset shipped"
+    for name in ours:
+        twin = presets[name.removesuffix("-ours")]
+        assert presets[name].settings == "ours" and twin.settings == "paper"
+        assert presets[name].dataset == twin.dataset
+        assert "OUR settings, not the paper's" in presets[name].description
+        assert f"use {twin.method}/{twin.name} for the paper's" in presets[name].description
+    rows = {tuple(cell.strip() for cell in line.split("│")[1:5])
+            for line in invoke_cli("list").output.splitlines() if line.count("│") > 5}
+    assert ("amaz", "awa2", "AWA2", "paper") in rows
+    assert ("amaz", "awa2-ours", "AWA2", "ours") in rows
+
+
 def test_every_method_has_a_small_preset_for_own_data_shown_by_list():
     from gzsl.experiments.config import list_presets
 

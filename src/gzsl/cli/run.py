@@ -416,11 +416,11 @@ def list_command(
                          "or make-imagenet-synthetic: SYNTHETIC)")
     console.print(datasets)
     presets = Table(title="presets" + ("" if verbose else " (whole descriptions: --verbose)"))
-    for column in ("method", "preset", "dataset", "published H", "description"):
+    for column in ("method", "preset", "dataset", "settings", "published H", "description"):
         presets.add_column(column)
     for preset in list_presets():
         h = preset.published.get("H")
-        presets.add_row(preset.method, preset.name, preset.dataset,
+        presets.add_row(preset.method, preset.name, preset.dataset, preset.settings,
                         "—" if h is None else f"{h:.1f}",
                         plain(preset.description) if verbose
                         else first_clause(preset.description))

@@ -114,6 +114,12 @@ class Preset:
     path: str | None = None
     selection: str | None = None
 
+    @property
+    def settings(self) -> str:
+        """``"paper"`` for a reading of a paper's settings (it carries that paper's published
+        numbers), ``"ours"`` for settings of our own (demo, small, the ``-ours`` presets)."""
+        return "paper" if self.published else "ours"
+
 
 @dataclass(frozen=True)
 class ExperimentConfig:
