@@ -3,6 +3,8 @@
 #
 #   bash benchmarks/gpu_check.sh                  # full check, CUDA if present (< 8 min)
 #   bash benchmarks/gpu_check.sh --tiny [X.json]  # toy sizes, any device, seconds
+#   bash benchmarks/gpu_check.sh --learn          # instead: do the paper presets learn?
+#                                                 # (paper_presets_learn.py on CUDA, < 9 min)
 #
 # Output: $OUT/gpu_check.json when OUT is set, else the .json path given, else
 # benchmarks/gpu_check.json. Python: $GZSL_PYTHON if set, else the project's .venv if it
@@ -13,18 +15,22 @@ set -u -o pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.." || exit 1
 say() { printf '[gpu_check] %s\n' "$*" >&2; }
 
-args=() json=""
+args=() json="" learn="" tiny=""
 for arg in "$@"; do
     case "$arg" in
         *.json) json=$arg ;;
+        --learn) learn=1 ;;
+        --tiny) tiny=1; args+=("$arg") ;;
         *) args+=("$arg") ;;
     esac
 done
+name=gpu_check
+[ -n "$learn" ] && name=paper_presets_learn
 if [ -n "${OUT:-}" ]; then
-    json="$OUT/gpu_check.json"
+    json="$OUT/$name.json"
     say "OUT is set: writing $json"
 elif [ -z "$json" ]; then
-    json=benchmarks/gpu_check.json
+    json=benchmarks/$name.json
 fi
 
 # One import of torch per candidate (each takes seconds): "cuda"/"cpu", or nothing.
@@ -60,13 +66,26 @@ else
     fi
 fi
 
-limit=440  # the full check's parts stop by 400 s after its start; this is the hard stop
-say "running benchmarks/gpu_check.py ${args[*]:-} (hard limit ${limit} s)"
-start=$(date +%s)
 runner=()
-command -v timeout >/dev/null && runner=(timeout "$limit")
-PYTHONUNBUFFERED=1 "${runner[@]}" "$py" benchmarks/gpu_check.py --out "$json" "${args[@]}"
-status=$?
+start=$(date +%s)
+if [ -n "$learn" ]; then
+    # The literal AMAZ paper preset beside our recipe and VAE-cFlow's paper preset, full
+    # size; the JSON is rewritten after each preset, and every checkpoint prints a line.
+    limit=520
+    command -v timeout >/dev/null && runner=(timeout "$limit")
+    sizes=(--iterations 300 --every 25 --scale 0.25 --n-per-class 100)
+    [ -n "$tiny" ] && sizes=(--iterations 4 --every 2 --scale 0.03 --feature-dim 64 --n-per-class 20)
+    say "running benchmarks/paper_presets_learn.py ${sizes[*]} (hard limit ${limit} s)"
+    PYTHONUNBUFFERED=1 "${runner[@]}" "$py" benchmarks/paper_presets_learn.py --device auto \
+        --presets amaz/awa2 amaz/awa2-ours vaecflow/awa2 "${sizes[@]}" --out "$json"
+    status=$?
+else
+    limit=440  # the full check's parts stop by 400 s after its start; this is the hard stop
+    command -v timeout >/dev/null && runner=(timeout "$limit")
+    say "running benchmarks/gpu_check.py ${args[*]:-} (hard limit ${limit} s)"
+    PYTHONUNBUFFERED=1 "${runner[@]}" "$py" benchmarks/gpu_check.py --out "$json" "${args[@]}"
+    status=$?
+fi
 say "finished in $(( $(date +%s) - start )) s with status $status; JSON: $json"
 [ -f "$json" ] || { say "no JSON was written"; exit 1; }
 exit $status

@@ -42,6 +42,7 @@ from gzsl.evaluation.classifier import SoftmaxClassifier, SoftmaxSettings
 from gzsl.evaluation.metrics import mean_over_classes, per_class_accuracy
 from gzsl.evaluation.protocol import TaskTensors
 from gzsl.experiments.config import resolve
+from gzsl.experiments.runner import resolve_device
 from gzsl.methods.base import CheckpointSchedule, get_method
 
 DEFAULT_PRESETS = ("amaz/awa1", "amaz/awa2", "amaz/cub", "amaz/sun", "amaz/demo",
@@ -96,7 +97,8 @@ def run_preset(name: str, task: TaskTensors, iterations: int, n_per_class: int,
     config = dataclasses.replace(config, **budget)
     method = get_method(method_name)(config)
     checkpoints: list[dict] = []
-    probe_rng = torch.Generator().manual_seed(seed + 1)
+    device = task.train_features.device
+    probe_rng = torch.Generator(device=device).manual_seed(seed + 1)
     start = time.perf_counter()
     probing = 0.0
 
@@ -116,7 +118,7 @@ def run_preset(name: str, task: TaskTensors, iterations: int, n_per_class: int,
               f"{unseen['T1_synthetic_to_real_unseen']:.1f} %", flush=True)
         return False
 
-    rng = torch.Generator().manual_seed(seed)
+    rng = torch.Generator(device=device).manual_seed(seed)
     fit(method, task.seen_data(), rng, CheckpointSchedule(every=every, callback=record))
     seconds = time.perf_counter() - start - probing
 
@@ -148,6 +150,7 @@ def main() -> None:
     parser.add_argument("--task", choices=("validation", "final"), default="final",
                         help="validation: the 13 validation classes act as unseen (choose settings "
                              "here); final: the 10 unseen classes")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or auto")
     parser.add_argument("--set", dest="overrides", action="append", default=[],
                         metavar="method.KEY=VALUE", help="override a setting of every preset")
     parser.add_argument("--out", type=Path, default=Path("paper_presets_learn.json"))
@@ -155,7 +158,8 @@ def main() -> None:
 
     data = load_demo(scale=args.scale, feature_dim=args.feature_dim, seed=0)
     task = Preprocessor().transform_task(data.task(args.task))
-    tensors = TaskTensors.from_task(task, torch.device("cpu"))
+    device = resolve_device(args.device)
+    tensors = TaskTensors.from_task(task, device)
     results = []
     for name in args.presets:
         result = run_preset(name, tensors, args.iterations, args.n_per_class, args.every,
@@ -170,6 +174,7 @@ def main() -> None:
         args.out.write_text(json.dumps({"world": {"scale": args.scale,
                                                   "feature_dim": args.feature_dim,
                                                   "task": args.task, "synthetic": True},
+                                        "device": str(device),
                                         "results": results}, indent=1))
 
 

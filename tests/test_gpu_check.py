@@ -123,8 +123,11 @@ def test_awa2_sizes_are_the_real_split_sizes(gpu_check, xlsa17_dir):
 FAKE_PYTHON = """#!/usr/bin/env bash
 # stands in for Python: the version probe reads stdin; the check writes its --out
 if [ "${1:-}" = "-" ]; then cat >/dev/null; exit 0; fi
+all="$*"
 while [ $# -gt 0 ]; do
-    if [ "$1" = --out ]; then mkdir -p "$(dirname "$2")"; echo "{\\"argv\\": \\"$*\\"}" >"$2"; fi
+    if [ "$1" = --out ]; then
+        mkdir -p "$(dirname "$2")"; echo "{\\"argv\\": \\"$*\\", \\"all\\": \\"$all\\"}" >"$2"
+    fi
     shift
 done
 """
@@ -147,6 +150,20 @@ def test_shell_wrapper_writes_to_out_or_the_path_given(tmp_path, use_out):
     assert json.loads(written.read_text())["argv"].endswith("--tiny")
     assert f"JSON: {written}" in done.stderr
     assert not (given.exists() and use_out)
+
+
+def test_shell_wrapper_learn_mode_runs_the_paper_presets_benchmark_into_out(tmp_path):
+    fake = tmp_path / "python"
+    fake.write_text(FAKE_PYTHON)
+    fake.chmod(0o755)
+    env = {**os.environ, "GZSL_PYTHON": str(fake), "OUT": str(tmp_path / "out")}
+    done = subprocess.run(["bash", str(BENCHMARKS / "gpu_check.sh"), "--learn", "--tiny"],
+                          env=env, capture_output=True, text=True, cwd=tmp_path, timeout=60)
+    assert done.returncode == 0, done.stderr
+    argv = json.loads((tmp_path / "out" / "paper_presets_learn.json").read_text())["all"]
+    assert argv.startswith("benchmarks/paper_presets_learn.py --device auto --presets "
+                           "amaz/awa2 amaz/awa2-ours vaecflow/awa2 --iterations 4 ")
+    assert not (tmp_path / "out" / "gpu_check.json").exists()
 
 
 def test_shell_wrapper_fails_clearly_without_output(tmp_path):
