@@ -13,6 +13,7 @@ The global semantic vector comes from relative positioning against three anchor 
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar, Literal
 
@@ -231,7 +232,12 @@ class GSMFlow(Generator):
                 if stop:
                     break
                 order = None
-                lr_schedule.step()
+                with warnings.catch_warnings():
+                    # A run resumed at an epoch's end steps its restored schedule before this
+                    # process's first optimiser step; the order is right, PyTorch cannot know.
+                    warnings.filterwarnings("ignore", "Detected call of `lr_scheduler.step",
+                                            UserWarning)
+                    lr_schedule.step()
         self._set_training(False)
         return self
 
