@@ -1,9 +1,16 @@
 """Presets, overrides and their errors."""
 
+
 import pytest
 
 from gzsl.data.errors import GZSLError
-from gzsl.experiments.config import list_presets, parse_override, resolve
+from gzsl.experiments.config import (
+    PRESET_DIR,
+    list_presets,
+    load_preset,
+    parse_override,
+    resolve,
+)
 from gzsl.methods.base import config_from_dict, get_method
 
 
@@ -52,3 +59,49 @@ def test_every_shipped_preset_resolves_against_its_method():
             if metric in ("U", "S", "H", "T1"):
                 assert 0 < float(value) < 100, (preset.path, metric)
         assert config.data.semantics in ("att", "sent")
+
+
+def test_ours_presets_extend_the_demo_awa2_recipe_with_their_twins_data():
+    presets = {f"{p.method}/{p.name}": p for p in list_presets()}
+    recipe = presets["amaz/demo-awa2"]
+    for name in ("amaz/awa1-ours", "amaz/awa2-ours", "amaz/cub-ours", "amaz/sun-ours"):
+        ours, twin = presets[name], presets[name.removesuffix("-ours")]
+        assert ours.method_settings == recipe.method_settings
+        assert ours.evaluation == recipe.evaluation
+        assert ours.data == twin.data and ours.dataset == twin.dataset
+        assert ours.published == {} and ours.settings == "ours"
+
+
+def test_extends_overrides_key_by_key_and_inherits_no_published_numbers(tmp_path):
+    path = tmp_path / "mine.toml"
+    path.write_text('extends = "amaz/awa2"\ndataset = "AWA2"\n[method]\niterations = 7\n'
+                    '[evaluation]\nn_synthetic = 5\n')
+    mine, paper = load_preset(path), load_preset(PRESET_DIR / "amaz" / "awa2.toml")
+    assert mine.method_settings == {**paper.method_settings, "iterations": 7}
+    assert mine.evaluation == {**paper.evaluation, "n_synthetic": 5}
+    assert mine.data == paper.data
+    assert mine.published == {} and mine.description == "" and paper.published
+
+
+@pytest.mark.parametrize("extends, message", [
+    ("amaz/nope", "names no shipped preset"),
+    ("awa2", "names no shipped preset"),
+    ("amaz/../gsmflow/awa2", "names no shipped preset"),
+])
+def test_extends_naming_no_shipped_preset_is_a_clear_error(tmp_path, extends, message):
+    path = tmp_path / "mine.toml"
+    path.write_text(f'extends = "{extends}"\n')
+    with pytest.raises(GZSLError, match=message):
+        load_preset(path)
+
+
+def test_extends_cycle_is_a_clear_error(tmp_path, monkeypatch):
+    from gzsl.experiments import config
+
+    root = tmp_path / "presets"
+    (root / "amaz").mkdir(parents=True)
+    (root / "amaz" / "a.toml").write_text('extends = "amaz/b"\n')
+    (root / "amaz" / "b.toml").write_text('extends = "amaz/a"\n')
+    monkeypatch.setattr(config, "PRESET_DIR", root)
+    with pytest.raises(GZSLError, match="leads back to itself"):
+        load_preset(root / "amaz" / "a.toml")

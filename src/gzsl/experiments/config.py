@@ -183,14 +183,20 @@ def find_preset(method: str, name: str) -> Path | None:
     return path if path.is_file() else None
 
 
-def load_preset(path: Path) -> Preset:
-    """Parse one preset file; a clear error names the file when it is malformed."""
+def load_preset(path: Path, _chain: tuple[str, ...] = ()) -> Preset:
+    """Parse one preset file; a clear error names the file when it is malformed.
+
+    ``extends = "METHOD/NAME"`` starts from that shipped preset's ``method``, ``evaluation``
+    and ``data`` settings, this file's own taking precedence key by key; its description,
+    dataset, published numbers and selection are never inherited (a preset of our own
+    settings must not carry a paper's numbers).
+    """
     try:
         raw = tomllib.loads(path.read_text())
     except (OSError, tomllib.TOMLDecodeError) as error:
         raise GZSLError(f"cannot read preset {path}: {error}") from error
     allowed = {"description", "dataset", "method", "data", "method_settings", "evaluation",
-               "published", "selection"}
+               "published", "selection", "extends"}
     raw_method = raw.pop("method", {})
     unknown = set(raw) - allowed
     if unknown:
@@ -199,18 +205,37 @@ def load_preset(path: Path) -> Preset:
     if selection is not None and selection not in SELECTIONS:
         raise GZSLError(f"preset {path}: selection {selection!r} is not one of "
                         f"{', '.join(SELECTIONS)}")
+    sections = {"method": dict(raw_method), "evaluation": dict(raw.get("evaluation", {})),
+                "data": dict(raw.get("data", {}))}
+    if "extends" in raw:
+        base = _base_preset(path, str(raw["extends"]), (*_chain, str(path.resolve())))
+        sections = {"method": {**base.method_settings, **sections["method"]},
+                    "evaluation": {**base.evaluation, **sections["evaluation"]},
+                    "data": {**base.data, **sections["data"]}}
     return Preset(
         name=path.stem,
         method=path.parent.name,
         dataset=str(raw.get("dataset", path.stem)),
         description=str(raw.get("description", "")),
-        data=dict(raw.get("data", {})),
-        method_settings=dict(raw_method),
-        evaluation=dict(raw.get("evaluation", {})),
+        data=sections["data"],
+        method_settings=sections["method"],
+        evaluation=sections["evaluation"],
         published=dict(raw.get("published", {})),
         path=str(path),
         selection=selection,
     )
+
+
+def _base_preset(path: Path, extends: str, chain: tuple[str, ...]) -> Preset:
+    """The shipped preset ``METHOD/NAME`` that ``path`` extends, loaded (itself resolved)."""
+    method, _, name = extends.partition("/")
+    base = find_preset(method, name) if method and name and "/" not in name else None
+    if base is None or base.suffix != ".toml" or not base.is_relative_to(PRESET_DIR):
+        raise GZSLError(f"preset {path}: extends {extends!r} names no shipped preset; "
+                        "write METHOD/NAME as `gzsl list` shows them, e.g. amaz/demo-awa2")
+    if str(base.resolve()) in chain:
+        raise GZSLError(f"preset {path}: extends {extends!r} leads back to itself")
+    return load_preset(base, chain)
 
 
 def parse_override(text: str) -> tuple[str, str, Any]:
